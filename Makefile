@@ -1,0 +1,89 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# BPF resilient locking for Linux 6.12: the patch series, the Rust module and
+# the tooling that tests them in QEMU. `make help` lists the targets.
+#
+# The real work is done by the xtask binary in tools/xtask; this file only
+# names the entry points and passes variables through.
+
+KDIR	?=
+ARCH	?= x86_64
+TESTS	?=
+
+CARGO	?= cargo
+TOOLS	:= $(CURDIR)/tools
+XTASK	:= $(CARGO) run -q --manifest-path $(TOOLS)/Cargo.toml -p xtask --
+KARGS	:= --arch $(ARCH) $(if $(KDIR),--kdir $(KDIR))
+
+export TESTS
+
+.PHONY: module deps kernel selftests vmtest vmshell report series test \
+	unit-test loom bench mutants help clean
+
+## module: build rust/ out of tree against KDIR (default: the pipeline's x86_64 kernel)
+module:
+	$(XTASK) module $(if $(KDIR),--kdir $(KDIR))
+
+## deps: install missing packages and tools (apt, rust-src, bindgen-cli, virtme-ng)
+deps:
+	$(XTASK) deps
+
+## kernel: source tree + patches/ + module, tinyconfig + fragments, build
+kernel: deps
+	$(XTASK) kernel $(KARGS)
+
+## selftests: BPF objects, the test module, the in-VM runner
+selftests: deps
+	$(XTASK) selftests $(KARGS)
+
+## vmtest: everything above, then boot with vng and run the selftests
+vmtest: deps
+	$(XTASK) vmtest $(KARGS)
+
+## vmshell: interactive vng shell on the built kernel, selftests at hand
+vmshell: deps
+	$(XTASK) vmshell $(KARGS)
+
+## report: print the last run's report (out/$(ARCH)/report.json)
+report:
+	$(XTASK) report --arch $(ARCH)
+
+## series: write the tested series to out/series/ for git send-email
+series: deps
+	$(XTASK) series $(KARGS)
+
+## unit-test: host-side tests (tools, runner, lock algorithm)
+unit-test:
+	$(CARGO) test -q --manifest-path $(TOOLS)/Cargo.toml --workspace
+
+## loom: model-check the lock algorithm (tools/rqspinlock-host)
+loom:
+	RUSTFLAGS="--cfg loom" $(CARGO) test -q --release --manifest-path $(TOOLS)/Cargo.toml \
+		-p rqspinlock-host --test loom
+
+## bench: host benchmark of the lock algorithm (a benchmark, not a test)
+bench:
+	$(CARGO) run -q --release --manifest-path $(TOOLS)/Cargo.toml -p rqspinlock-host --bin bench
+
+## test: everything CI runs: unit-test, loom, vmtest
+test: deps unit-test loom vmtest
+
+## clean: remove out/ and the module's in-place build products
+clean:
+	rm -rf out
+	find rust -name '*.o' -o -name '*.ko' -o -name '*.mod*' -o -name '.*.cmd' \
+		-o -name Module.symvers -o -name modules.order | xargs rm -f
+
+## help: this list
+help:
+	@echo "Targets:"
+	@sed -n 's/^## \([a-z-]*\): \(.*\)/  \1\t\2/p' $(firstword $(MAKEFILE_LIST)) | expand -t 14
+	@echo "Variables:"
+	@echo "  KDIR=DIR      a 6.12.y kernel tree (for vmtest: copied into the cache, never modified;"
+	@echo "                for module: a configured and built tree with CONFIG_RUST and BTF)"
+	@echo "  ARCH=x86_64   or arm64"
+	@echo "  TESTS=glob,.. run only matching selftests, e.g. TESTS='kf_spin_lock/*'"
+	@echo "  NOPATCHES=1   build without patches/ (stock verifier), separate build dir"
+	@echo "  VMTEST_KVM=auto|yes|no   KVM is used only where a probe boot works (auto)"
+	@echo "  VMTEST_TIMEOUT=SECONDS   deadline for the whole guest run"
+	@echo "  RQSPIN_CACHE=DIR         build cache (default ~/.cache/rqspin-bpf)"

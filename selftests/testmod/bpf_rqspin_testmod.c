@@ -1,0 +1,64 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Test-only module for the KF_SPIN_LOCK selftests.
+ *
+ * It registers one module kfunc WITHOUT KF_SPIN_LOCK. The selftests use it to
+ * check that the verifier still refuses unflagged module kfuncs inside a
+ * bpf_spin_lock-ed region, while accepting the flagged ones of
+ * bpf_rqspinlock, and that the kfunc itself works outside the region.
+ */
+#include <linux/bpf.h>
+#include <linux/btf.h>
+#include <linux/btf_ids.h>
+#include <linux/init.h>
+#include <linux/module.h>
+
+__bpf_kfunc_start_defs();
+
+/* The +1 lets a test tell a real call from an untouched register. */
+__bpf_kfunc u64 bpf_rqspin_test_unflagged(u64 x)
+{
+	return x + 1;
+}
+
+__bpf_kfunc_end_defs();
+
+/* No KF_SPIN_LOCK on purpose: this is the negative control. */
+BTF_KFUNCS_START(bpf_rqspin_testmod_kfunc_ids)
+BTF_ID_FLAGS(func, bpf_rqspin_test_unflagged)
+BTF_KFUNCS_END(bpf_rqspin_testmod_kfunc_ids)
+
+static const struct btf_kfunc_id_set bpf_rqspin_testmod_kfunc_set = {
+	.owner = THIS_MODULE,
+	.set = &bpf_rqspin_testmod_kfunc_ids,
+};
+
+static int __init bpf_rqspin_testmod_init(void)
+{
+	int ret;
+
+	ret = register_btf_kfunc_id_set(BPF_PROG_TYPE_SCHED_CLS,
+					&bpf_rqspin_testmod_kfunc_set);
+	ret = ret ?: register_btf_kfunc_id_set(BPF_PROG_TYPE_XDP,
+					       &bpf_rqspin_testmod_kfunc_set);
+	ret = ret ?: register_btf_kfunc_id_set(BPF_PROG_TYPE_SYSCALL,
+					       &bpf_rqspin_testmod_kfunc_set);
+	if (ret)
+		pr_err("bpf_rqspin_testmod: kfunc registration failed: %d\n",
+		       ret);
+	return ret;
+}
+
+/*
+ * Nothing to undo: the kfunc sets belong to this module's BTF, which the BPF
+ * core drops when the module goes away.
+ */
+static void __exit bpf_rqspin_testmod_exit(void)
+{
+}
+
+module_init(bpf_rqspin_testmod_init);
+module_exit(bpf_rqspin_testmod_exit);
+
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("BPF rqspinlock selftests: kfunc without KF_SPIN_LOCK");

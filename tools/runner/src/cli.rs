@@ -1,0 +1,36 @@
+//! Command line of the runner, as the host pipeline (tools/xtask) calls it.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// Runs the BPF selftests of an objects directory inside the test VM.
+#[derive(Debug, Parser)]
+#[command(name = "bpf-runner", version)]
+pub struct Args {
+    /// Directory holding the `*.bpf.o` objects.
+    #[arg(long, value_name = "DIR")]
+    pub objs: PathBuf,
+
+    /// Kernel module to load (finit_module) before the tests; repeatable,
+    /// loaded in the order given.
+    #[arg(long = "module", value_name = "PATH.ko")]
+    pub modules: Vec<PathBuf>,
+
+    /// Directory for results.json, dmesg.txt and logs/.
+    #[arg(long, value_name = "DIR", required_unless_present = "list")]
+    pub out: Option<PathBuf>,
+
+    /// Only run tests whose name matches this glob (`*` is the wildcard);
+    /// repeatable, a test runs when any filter matches.
+    #[arg(long = "filter", value_name = "GLOB")]
+    pub filters: Vec<String>,
+
+    /// Print the selected test names and exit.
+    #[arg(long)]
+    pub list: bool,
+
+    /// Echo libbpf's messages and point at every test's log.
+    #[arg(short, long)]
+    pub verbose: bool,
+}

@@ -1,0 +1,541 @@
+//! Test expectations from the `comment:` decl tags of `bpf_misc.h`.
+//!
+//! The parsers here are pure: `btf_tags` pulls the strings out of an object,
+//! this module turns one program's strings into a [`ProgRole`].
+
+use anyhow::{anyhow, bail, Context, Result};
+
+const TAG_PREFIX: &str = "comment:";
+
+/// Expected verdict of the program load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    Success,
+    Failure,
+}
+
+/// One annotated test: a program and what its load must produce.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestSpec {
+    /// Program (function) name in the object.
+    pub prog_name: String,
+    /// `<object stem>/<description or program name>`.
+    pub name: String,
+    pub expect: Expect,
+    /// `__msg` texts in source order.
+    pub msgs: Vec<String>,
+    /// Verifier log level used for the load (already adjusted, see
+    /// [`effective_log_level`]).
+    pub log_level: u32,
+    /// `__flag`s ORed together.
+    pub prog_flags: u32,
+    /// `__retval`, as the low 32 bits of r0.
+    pub retval: Option<i32>,
+}
+
+/// What a program of an object is for the runner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProgRole {
+    Test(TestSpec),
+    /// `__runtime_only`: loaded by a Rust runtime test.
+    RuntimeOnly,
+    /// No expectation at all: an auxiliary program.
+    NotATest,
+    /// The tags contradict each other; reported as a failed test `name`.
+    Invalid {
+        name: String,
+        error: String,
+    },
+}
+
+/// The tags of one program, before validation.
+#[derive(Debug, Default)]
+struct RawTags {
+    success: bool,
+    failure: bool,
+    runtime_only: bool,
+    msgs: Vec<(u64, String)>,
+    log_level: Option<u32>,
+    prog_flags: u32,
+    retval: Option<i32>,
+    description: Option<String>,
+}
+
+/// Test name for a program: `<object stem>/<description or program name>`.
+pub fn test_name(object_stem: &str, prog_name: &str, description: Option<&str>) -> String {
+    format!("{}/{}", object_stem, description.unwrap_or(prog_name))
+}
+
+/// Classifies program `prog_name` of object `object_stem` from the decl tag
+/// strings attached to its FUNC. Strings without the `comment:` prefix are
+/// not ours and are ignored.
+pub fn classify(object_stem: &str, prog_name: &str, tags: &[String]) -> ProgRole {
+    let mut raw = RawTags::default();
+    let mut errors = Vec::new();
+    let mut any_tag = false;
+    for tag in tags {
+        if let Some(body) = tag.strip_prefix(TAG_PREFIX) {
+            any_tag = true;
+            if let Err(e) = apply_tag(&mut raw, body) {
+                errors.push(format!("{e:#}"));
+            }
+        }
+    }
+
+    let name = test_name(object_stem, prog_name, raw.description.as_deref());
+    let is_test = raw.success || raw.failure;
+    if !any_tag {
+        return ProgRole::NotATest;
+    }
+    if raw.success && raw.failure {
+        errors.push("both __success and __failure".to_string());
+    } else if raw.failure && raw.retval.is_some() {
+        errors.push("__retval on a __failure test: a rejected program cannot run".to_string());
+    }
+    let has_expectations = !raw.msgs.is_empty()
+        || raw.log_level.is_some()
+        || raw.prog_flags != 0
+        || raw.retval.is_some();
+    if raw.runtime_only {
+        if is_test {
+            errors.push("__runtime_only together with __success/__failure".to_string());
+        } else if has_expectations {
+            // They would be silently ignored: the runtime test loads it.
+            errors.push("__runtime_only with __msg/__log_level/__flag/__retval".to_string());
+        } else if errors.is_empty() {
+            return ProgRole::RuntimeOnly;
+        }
+    } else if !is_test {
+        // A forgotten __success/__failure must not turn a test into an
+        // auxiliary program that never runs.
+        errors.push("expectation tags without __success or __failure".to_string());
+    }
+
+    let expect = if raw.failure {
+        Expect::Failure
+    } else {
+        Expect::Success
+    };
+    let log_level = match effective_log_level(expect, !raw.msgs.is_empty(), raw.log_level) {
+        Ok(level) => level,
+        Err(e) => {
+            errors.push(e.to_string());
+            0
+        }
+    };
+    raw.msgs.sort_by_key(|(counter, _)| *counter);
+    let msgs: Vec<String> = raw.msgs.into_iter().map(|(_, text)| text).collect();
+    if let Err(e) = crate::matcher::validate(&msgs) {
+        errors.push(format!("{e:#}"));
+    }
+    if !errors.is_empty() {
+        return ProgRole::Invalid {
+            name,
+            error: format!(
+                "invalid test spec of program '{prog_name}': {}",
+                errors.join("; ")
+            ),
+        };
+    }
+
+    ProgRole::Test(TestSpec {
+        prog_name: prog_name.to_string(),
+        name,
+        expect,
+        msgs,
+        log_level,
+        prog_flags: raw.prog_flags,
+        retval: raw.retval,
+    })
+}
+
+fn apply_tag(raw: &mut RawTags, body: &str) -> Result<()> {
+    match body {
+        "test_expect_success" => raw.success = true,
+        "test_expect_failure" => raw.failure = true,
+        "test_runtime_only" => raw.runtime_only = true,
+        _ => {
+            let (key, value) = body
+                .split_once('=')
+                .ok_or_else(|| anyhow!("unknown tag 'comment:{body}'"))?;
+            match key {
+                "test_expect_msg" => {
+                    // `<__COUNTER__>=<text>`: the counter restores source
+                    // order, which the BTF does not keep.
+                    let (counter, text) = value
+                        .split_once('=')
+                        .ok_or_else(|| anyhow!("__msg tag without counter: 'comment:{body}'"))?;
+                    let counter = counter
+                        .parse::<u64>()
+                        .with_context(|| format!("__msg counter '{counter}'"))?;
+                    raw.msgs.push((counter, text.to_string()));
+                }
+                "test_log_level" => {
+                    let level = parse_int(value)
+                        .ok()
+                        .and_then(|v| u32::try_from(v).ok())
+                        .ok_or_else(|| anyhow!("__log_level '{value}' is not a level"))?;
+                    raw.log_level = Some(level);
+                }
+                "test_prog_flags" => raw.prog_flags |= parse_prog_flags(value)?,
+                "test_retval" => raw.retval = Some(parse_retval(value)?),
+                "test_description" => raw.description = Some(value.to_string()),
+                _ => bail!("unknown tag 'comment:{body}'"),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Log level for the load. A `__failure` test with `__msg` gets at least 1 so
+/// that the kernel writes the log on the first try. A `__success` test with
+/// `__msg` must ask for a level itself: at level 0 a successful load produces
+/// no log at all, so its messages could never match.
+pub fn effective_log_level(expect: Expect, has_msgs: bool, tag: Option<u32>) -> Result<u32> {
+    match (expect, has_msgs, tag) {
+        (Expect::Failure, true, level) => Ok(level.unwrap_or(0).max(1)),
+        (Expect::Success, true, None | Some(0)) => {
+            bail!("__success with __msg needs __log_level(1 or 2): a load that succeeds at level 0 writes no verifier log")
+        }
+        (_, _, level) => Ok(level.unwrap_or(0)),
+    }
+}
+
+/// Parses a C integer literal as written in a tag: decimal, `0x` hex, a leading
+/// `-`/`+`, an optional `U`/`L` suffix. Octal is not used in our tags and a
+/// leading zero is read as decimal.
+pub fn parse_int(text: &str) -> Result<i64> {
+    let t = text.trim();
+    let (negative, digits) = match t.as_bytes().first() {
+        Some(b'-') => (true, t[1..].trim_start()),
+        Some(b'+') => (false, t[1..].trim_start()),
+        _ => (false, t),
+    };
+    let digits = digits.trim_end_matches(['u', 'U', 'l', 'L']);
+    let magnitude = if let Some(hex) = digits
+        .strip_prefix("0x")
+        .or_else(|| digits.strip_prefix("0X"))
+    {
+        u64::from_str_radix(hex, 16)
+    } else {
+        digits.parse::<u64>()
+    }
+    .with_context(|| format!("'{text}' is not an integer"))?;
+    let magnitude =
+        i64::try_from(magnitude).with_context(|| format!("'{text}' is out of range"))?;
+    Ok(if negative { -magnitude } else { magnitude })
+}
+
+/// Errno names accepted in `__retval(-ENAME)`. Values are the generic Linux
+/// ones, the same on x86_64 and arm64.
+const ERRNOS: &[(&str, i32)] = &[
+    ("EPERM", libc::EPERM),
+    ("ENOENT", libc::ENOENT),
+    ("ESRCH", libc::ESRCH),
+    ("EINTR", libc::EINTR),
+    ("EIO", libc::EIO),
+    ("E2BIG", libc::E2BIG),
+    ("EBADF", libc::EBADF),
+    ("EAGAIN", libc::EAGAIN),
+    ("ENOMEM", libc::ENOMEM),
+    ("EACCES", libc::EACCES),
+    ("EFAULT", libc::EFAULT),
+    ("EBUSY", libc::EBUSY),
+    ("EEXIST", libc::EEXIST),
+    ("ENODEV", libc::ENODEV),
+    ("EINVAL", libc::EINVAL),
+    ("ENOSPC", libc::ENOSPC),
+    ("ERANGE", libc::ERANGE),
+    ("EDEADLK", libc::EDEADLK),
+    ("ENOSYS", libc::ENOSYS),
+    ("EOPNOTSUPP", libc::EOPNOTSUPP),
+    ("ETIMEDOUT", libc::ETIMEDOUT),
+    // Kernel-internal, not in userspace headers (include/linux/errno.h).
+    ("ENOTSUPP", 524),
+];
+
+/// Looks up an errno name such as `EDEADLK`.
+pub fn errno_value(name: &str) -> Option<i32> {
+    ERRNOS.iter().find(|(n, _)| *n == name).map(|&(_, v)| v)
+}
+
+/// Parses `__retval(V)`: an integer literal or `±ENAME`, compared later as the
+/// low 32 bits of r0, so `0xffffffff` and `-1` are the same value.
+pub fn parse_retval(text: &str) -> Result<i32> {
+    let t = text.trim();
+    let (negative, rest) = match t.strip_prefix('-') {
+        Some(rest) => (true, rest.trim_start()),
+        None => (false, t.strip_prefix('+').unwrap_or(t).trim_start()),
+    };
+    if rest.starts_with('E') {
+        let value = errno_value(rest)
+            .ok_or_else(|| anyhow!("__retval '{text}': unknown errno name '{rest}'"))?;
+        return Ok(if negative { -value } else { value });
+    }
+    let value = parse_int(t).with_context(|| format!("__retval '{text}'"))?;
+    if !(i64::from(i32::MIN)..=i64::from(u32::MAX)).contains(&value) {
+        bail!("__retval '{text}' does not fit in 32 bits");
+    }
+    // Truncation to the low 32 bits is the point: r0 is compared as a u32/i32.
+    Ok(value as u32 as i32)
+}
+
+/// BPF_PROG_LOAD flags by name, as `__flag(NAME)` stringifies them.
+const PROG_FLAGS: &[(&str, u32)] = &[
+    ("BPF_F_STRICT_ALIGNMENT", libbpf_sys::BPF_F_STRICT_ALIGNMENT),
+    ("BPF_F_ANY_ALIGNMENT", libbpf_sys::BPF_F_ANY_ALIGNMENT),
+    ("BPF_F_TEST_RND_HI32", libbpf_sys::BPF_F_TEST_RND_HI32),
+    ("BPF_F_TEST_STATE_FREQ", libbpf_sys::BPF_F_TEST_STATE_FREQ),
+    ("BPF_F_SLEEPABLE", libbpf_sys::BPF_F_SLEEPABLE),
+    ("BPF_F_XDP_HAS_FRAGS", libbpf_sys::BPF_F_XDP_HAS_FRAGS),
+    (
+        "BPF_F_TEST_REG_INVARIANTS",
+        libbpf_sys::BPF_F_TEST_REG_INVARIANTS,
+    ),
+];
+
+/// Parses one `__flag(F)`: a flag name, a number, or several joined by `|`.
+pub fn parse_prog_flags(text: &str) -> Result<u32> {
+    let mut flags = 0;
+    for part in text.split('|').map(str::trim) {
+        let value = match PROG_FLAGS.iter().find(|(n, _)| *n == part) {
+            Some(&(_, v)) => v,
+            None if part.starts_with("BPF_") => bail!("__flag '{text}': unknown flag '{part}'"),
+            None => parse_int(part)
+                .ok()
+                .and_then(|v| u32::try_from(v).ok())
+                .ok_or_else(|| {
+                    anyhow!("__flag '{text}': '{part}' is neither a flag name nor a number")
+                })?,
+        };
+        flags |= value;
+    }
+    Ok(flags)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tags(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn test_spec(role: ProgRole) -> TestSpec {
+        match role {
+            ProgRole::Test(spec) => spec,
+            other => panic!("expected a test, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn success_with_defaults() {
+        let spec = test_spec(classify(
+            "obj",
+            "prog",
+            &tags(&["comment:test_expect_success"]),
+        ));
+        assert_eq!(spec.name, "obj/prog");
+        assert_eq!(spec.prog_name, "prog");
+        assert_eq!(spec.expect, Expect::Success);
+        assert!(spec.msgs.is_empty());
+        assert_eq!(spec.log_level, 0);
+        assert_eq!(spec.prog_flags, 0);
+        assert_eq!(spec.retval, None);
+    }
+
+    #[test]
+    fn failure_msgs_sorted_by_counter_and_level_raised() {
+        let spec = test_spec(classify(
+            "obj",
+            "prog",
+            &tags(&[
+                "comment:test_expect_msg=12=second = with equals",
+                "comment:test_expect_failure",
+                "comment:test_expect_msg=3=first",
+                "comment:test_expect_msg=100=third",
+            ]),
+        ));
+        assert_eq!(spec.expect, Expect::Failure);
+        assert_eq!(spec.msgs, vec!["first", "second = with equals", "third"]);
+        assert_eq!(spec.log_level, 1, "a __failure test with __msg needs a log");
+    }
+
+    #[test]
+    fn explicit_log_level_kept() {
+        let spec = test_spec(classify(
+            "o",
+            "p",
+            &tags(&[
+                "comment:test_expect_failure",
+                "comment:test_log_level=2",
+                "comment:test_expect_msg=0=x",
+            ]),
+        ));
+        assert_eq!(spec.log_level, 2);
+        let spec = test_spec(classify(
+            "o",
+            "p",
+            &tags(&["comment:test_expect_success", "comment:test_log_level=2"]),
+        ));
+        assert_eq!(spec.log_level, 2);
+        let spec = test_spec(classify("o", "p", &tags(&["comment:test_expect_failure"])));
+        assert_eq!(spec.log_level, 0);
+    }
+
+    #[test]
+    fn success_with_msg_needs_log_level() {
+        match classify(
+            "o",
+            "p",
+            &tags(&["comment:test_expect_success", "comment:test_expect_msg=1=x"]),
+        ) {
+            ProgRole::Invalid { name, error } => {
+                assert_eq!(name, "o/p");
+                assert!(error.contains("__log_level"), "{error}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let spec = test_spec(classify(
+            "o",
+            "p",
+            &tags(&[
+                "comment:test_expect_success",
+                "comment:test_expect_msg=1=x",
+                "comment:test_log_level=2",
+            ]),
+        ));
+        assert_eq!(spec.msgs, vec!["x"]);
+    }
+
+    #[test]
+    fn description_flags_retval() {
+        let spec = test_spec(classify(
+            "locks",
+            "prog",
+            &tags(&[
+                "comment:test_expect_success",
+                "comment:test_description=nested lock: rejected",
+                "comment:test_prog_flags=BPF_F_TEST_STATE_FREQ",
+                "comment:test_prog_flags=BPF_F_STRICT_ALIGNMENT",
+                "comment:test_retval=-EDEADLK",
+            ]),
+        ));
+        assert_eq!(spec.name, "locks/nested lock: rejected");
+        assert_eq!(spec.prog_name, "prog");
+        assert_eq!(spec.prog_flags, 8 | 1);
+        assert_eq!(spec.retval, Some(-35));
+    }
+
+    #[test]
+    fn roles_without_tests() {
+        assert_eq!(classify("o", "p", &[]), ProgRole::NotATest);
+        assert_eq!(
+            classify("o", "p", &tags(&["other:tag"])),
+            ProgRole::NotATest
+        );
+        assert_eq!(
+            classify("o", "p", &tags(&["comment:test_runtime_only"])),
+            ProgRole::RuntimeOnly
+        );
+        assert_eq!(
+            classify(
+                "o",
+                "p",
+                &tags(&["comment:test_runtime_only", "comment:test_description=d"])
+            ),
+            ProgRole::RuntimeOnly
+        );
+    }
+
+    #[test]
+    fn contradictions_are_invalid() {
+        for bad in [
+            &["comment:test_expect_success", "comment:test_expect_failure"][..],
+            &["comment:test_runtime_only", "comment:test_expect_success"][..],
+            &["comment:test_expect_success", "comment:test_retval=EBOGUS"][..],
+            &[
+                "comment:test_expect_success",
+                "comment:test_prog_flags=BPF_F_BOGUS",
+            ][..],
+            &["comment:test_expect_success", "comment:test_expect_msg=x"][..],
+            &["comment:test_expect_success", "comment:test_log_level=high"][..],
+            &["comment:test_expect_success", "comment:test_xlated=r0 = 1"][..],
+            &["comment:test_expect_sucess"][..],
+            &[
+                "comment:test_expect_failure",
+                "comment:test_expect_msg=1=bad {{[}}",
+            ][..],
+            // A typo'd expectation on its own must not turn the program
+            // into a silent non-test.
+            &["comment:test_retval=1"][..],
+            &["comment:test_description=x"][..],
+            &["comment:test_expect_failure", "comment:test_retval=0"][..],
+            &["comment:test_runtime_only", "comment:test_retval=1"][..],
+        ] {
+            match classify("o", "p", &tags(bad)) {
+                ProgRole::Invalid { error, .. } => assert!(error.contains("'p'"), "{error}"),
+                other => panic!("{bad:?} gave {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn retval_forms() {
+        assert_eq!(parse_retval("0").unwrap(), 0);
+        assert_eq!(parse_retval("42").unwrap(), 42);
+        assert_eq!(parse_retval("-1").unwrap(), -1);
+        assert_eq!(parse_retval("0xffffffff").unwrap(), -1);
+        assert_eq!(parse_retval("0x10").unwrap(), 16);
+        assert_eq!(parse_retval("0X7fffffff").unwrap(), i32::MAX);
+        assert_eq!(parse_retval("-2147483648").unwrap(), i32::MIN);
+        assert_eq!(parse_retval("1U").unwrap(), 1);
+        assert_eq!(parse_retval("-EDEADLK").unwrap(), -libc::EDEADLK);
+        assert_eq!(parse_retval("-ETIMEDOUT").unwrap(), -libc::ETIMEDOUT);
+        assert_eq!(parse_retval("-EINVAL").unwrap(), -22);
+        assert_eq!(parse_retval("-EPERM").unwrap(), -1);
+        assert_eq!(parse_retval("EPERM").unwrap(), 1);
+        assert_eq!(parse_retval("- ENOTSUPP").unwrap(), -524);
+        assert!(parse_retval("0x100000000").is_err());
+        assert!(parse_retval("-2147483649").is_err());
+        assert!(parse_retval("-EWHATEVER").is_err());
+        assert!(parse_retval("POINTER_VALUE").is_err());
+        assert!(parse_retval("").is_err());
+    }
+
+    #[test]
+    fn errno_values_are_linux_generic() {
+        assert_eq!(errno_value("EDEADLK"), Some(35));
+        assert_eq!(errno_value("ETIMEDOUT"), Some(110));
+        assert_eq!(errno_value("EINVAL"), Some(22));
+        assert_eq!(errno_value("EPERM"), Some(1));
+        assert_eq!(errno_value("edeadlk"), None);
+    }
+
+    #[test]
+    fn flag_forms() {
+        assert_eq!(parse_prog_flags("BPF_F_TEST_STATE_FREQ").unwrap(), 8);
+        assert_eq!(parse_prog_flags("BPF_F_STRICT_ALIGNMENT").unwrap(), 1);
+        assert_eq!(parse_prog_flags("BPF_F_ANY_ALIGNMENT").unwrap(), 2);
+        assert_eq!(parse_prog_flags("BPF_F_SLEEPABLE").unwrap(), 16);
+        assert_eq!(parse_prog_flags("BPF_F_TEST_REG_INVARIANTS").unwrap(), 128);
+        assert_eq!(
+            parse_prog_flags("BPF_F_ANY_ALIGNMENT | BPF_F_TEST_STATE_FREQ").unwrap(),
+            10
+        );
+        assert_eq!(parse_prog_flags("8").unwrap(), 8);
+        assert_eq!(parse_prog_flags("0x12").unwrap(), 18);
+        assert!(parse_prog_flags("BPF_F_NOPE").is_err());
+        assert!(parse_prog_flags("-1").is_err());
+        assert!(parse_prog_flags("sleepable").is_err());
+    }
+
+    #[test]
+    fn ints() {
+        assert_eq!(parse_int(" 12 ").unwrap(), 12);
+        assert_eq!(parse_int("-0x20").unwrap(), -32);
+        assert_eq!(parse_int("+7").unwrap(), 7);
+        assert!(parse_int("1.5").is_err());
+        assert!(parse_int("0x").is_err());
+    }
+}

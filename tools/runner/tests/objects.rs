@@ -1,0 +1,242 @@
+//! Host tests on real objects: build BPF C with clang-19 (the pipeline's
+//! command line) and check what the runner reads out of them. Nothing here
+//! loads BPF, so it runs on any host; without clang-19 it fails loudly.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use bpf_runner::spec::{Expect, TestSpec};
+use bpf_runner::suite::{self, TestCase};
+
+const CLANG: &str = "clang-19";
+const KERNEL_UAPI: &str = "/root/.cache/rqspin-bpf/ref/linux-source-6.12/tools/include/uapi";
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repo root")
+}
+
+/// A fresh directory under the cargo target dir for this test.
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Compiles `src` into `out` as the pipeline does (`debug` = the `-g` that
+/// emits the decl tags).
+fn build_bpf(src: &Path, out: &Path, debug: bool) {
+    let found = Command::new(CLANG).arg("--version").output();
+    assert!(
+        found.is_ok_and(|o| o.status.success()),
+        "{CLANG} is required to build the BPF test objects (apt-get install clang-19)"
+    );
+    assert!(
+        Path::new(KERNEL_UAPI).is_dir(),
+        "kernel uapi headers missing at {KERNEL_UAPI} (the 6.12 reference tree)"
+    );
+    let include = repo_root().join("selftests/include");
+    let mut cmd = Command::new(CLANG);
+    if debug {
+        cmd.arg("-g");
+    }
+    cmd.args(["-O2", "--target=bpf", "-mcpu=v3", "-D__TARGET_ARCH_x86"])
+        .arg(format!("-I{}", include.display()))
+        .arg(format!("-I{KERNEL_UAPI}"))
+        .arg("-I/usr/include/x86_64-linux-gnu")
+        .arg("-c")
+        .arg(src)
+        .arg("-o")
+        .arg(out);
+    let output = cmd.output().expect("running clang-19");
+    assert!(
+        output.status.success(),
+        "{CLANG} failed on {}:\n{}",
+        src.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tagged.c")
+}
+
+fn specs(cases: &[TestCase]) -> Vec<&TestSpec> {
+    cases
+        .iter()
+        .map(|c| match c {
+            TestCase::Annotated { spec, .. } => spec,
+            other => panic!("expected only annotated tests, got {other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn fixture_tags_are_read_from_btf() {
+    let dir = scratch("fixture_tags");
+    let obj = dir.join("tagged.bpf.o");
+    build_bpf(&fixture(), &obj, true);
+
+    let cases = suite::object_tests(&obj);
+    let specs = specs(&cases);
+    let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+    // Object order; the auxiliary and runtime-only programs are not tests.
+    assert_eq!(
+        names,
+        [
+            "tagged/returns seven",
+            "tagged/null_deref",
+            "tagged/flags_and_level"
+        ]
+    );
+
+    let ret_seven = specs[0];
+    assert_eq!(ret_seven.prog_name, "ret_seven");
+    assert_eq!(ret_seven.expect, Expect::Success);
+    assert_eq!(ret_seven.retval, Some(7));
+    assert_eq!(ret_seven.log_level, 0);
+    assert!(ret_seven.msgs.is_empty());
+
+    let null_deref = specs[1];
+    assert_eq!(null_deref.expect, Expect::Failure);
+    assert_eq!(
+        null_deref.msgs,
+        ["0: (b7) r0 = 0", "{{R[0-9]}} invalid mem access 'scalar'"]
+    );
+    assert_eq!(null_deref.log_level, 1);
+    assert_eq!(null_deref.retval, None);
+
+    let flags = specs[2];
+    assert_eq!(flags.expect, Expect::Success);
+    assert_eq!(flags.log_level, 2);
+    assert_eq!(
+        flags.prog_flags,
+        8 | 1,
+        "BPF_F_TEST_STATE_FREQ | BPF_F_STRICT_ALIGNMENT"
+    );
+    assert_eq!(flags.msgs, ["processed {{[0-9]+}} insns"]);
+    assert_eq!(flags.retval, Some(-35));
+}
+
+#[test]
+fn runtime_spin_lock_object_has_no_annotated_test() {
+    let dir = scratch("runtime_spin_lock");
+    let obj = dir.join("runtime_spin_lock.bpf.o");
+    build_bpf(
+        &repo_root().join("selftests/progs/runtime_spin_lock.c"),
+        &obj,
+        true,
+    );
+
+    // __runtime_only: neither a test nor a broken entry.
+    let cases = suite::object_tests(&obj);
+    assert!(cases.is_empty(), "{cases:?}");
+    let all = suite::collect(&dir).unwrap();
+    let names: Vec<String> = all.iter().map(TestCase::name).collect();
+    assert_eq!(names, ["runtime/spin_lock_exact_total"]);
+}
+
+#[test]
+fn object_without_debug_info_is_a_failure_not_a_silent_pass() {
+    let dir = scratch("no_debug_info");
+    let obj = dir.join("tagged.bpf.o");
+    build_bpf(&fixture(), &obj, false);
+    match suite::object_tests(&obj).as_slice() {
+        [TestCase::Broken { name, error }] => {
+            assert_eq!(name, "tagged/object");
+            assert!(error.contains("-g"), "{error}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn unreadable_object_is_a_failure() {
+    let dir = scratch("garbage");
+    let obj = dir.join("junk.bpf.o");
+    std::fs::write(&obj, b"not an ELF file").unwrap();
+    match suite::object_tests(&obj).as_slice() {
+        [TestCase::Broken { name, error }] => {
+            assert_eq!(name, "junk/object");
+            assert!(error.contains("junk.bpf.o"), "{error}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+fn runner(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_bpf-runner"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().expect("exit code"),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn list_and_filter_on_built_objects() {
+    let dir = scratch("list");
+    build_bpf(&fixture(), &dir.join("tagged.bpf.o"), true);
+    build_bpf(
+        &repo_root().join("selftests/progs/runtime_spin_lock.c"),
+        &dir.join("runtime_spin_lock.bpf.o"),
+        true,
+    );
+    std::fs::write(dir.join("ignored.o"), b"not a .bpf.o").unwrap();
+    let objs = dir.to_str().unwrap();
+
+    let (code, stdout, stderr) = runner(&["--objs", objs, "--list"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        [
+            "tagged/returns seven",
+            "tagged/null_deref",
+            "tagged/flags_and_level",
+            "runtime/spin_lock_exact_total"
+        ]
+    );
+
+    let (code, stdout, _) = runner(&[
+        "--objs",
+        objs,
+        "--list",
+        "--filter",
+        "tagged/*_*",
+        "--filter",
+        "runtime/*",
+    ]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        [
+            "tagged/null_deref",
+            "tagged/flags_and_level",
+            "runtime/spin_lock_exact_total"
+        ]
+    );
+}
+
+#[test]
+fn setup_errors_exit_3() {
+    let (code, _, stderr) = runner(&[
+        "--objs",
+        "/nonexistent/objs",
+        "--out",
+        "/tmp/unused",
+        "--list",
+    ]);
+    assert_eq!(code, 3);
+    assert!(stderr.contains("/nonexistent/objs"), "{stderr}");
+    // Bad usage is a setup error too, not clap's 2 (= "no test ran").
+    let (code, _, _) = runner(&["--objs", "/tmp", "--bogus"]);
+    assert_eq!(code, 3);
+    let (code, _, _) = runner(&["--objs", "/tmp"]);
+    assert_eq!(code, 3, "--out is required without --list");
+}

@@ -1,0 +1,130 @@
+//! `xtask kernel`: source tree, series, config and build, each step skipped
+//! when its key says nothing changed.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Result};
+use xshell::Shell;
+
+use crate::arch::Arch;
+use crate::key::{self, Key};
+use crate::paths::Paths;
+use crate::stage::{run_logged, Stage};
+use crate::{kconfig, series, source, toolchain};
+
+/// A configured and built kernel.
+pub struct Built {
+    pub arch: Arch,
+    pub src: PathBuf,
+    pub obj: PathBuf,
+    pub key: String,
+}
+
+impl Built {
+    pub fn image(&self) -> PathBuf {
+        self.obj.join(self.arch.image())
+    }
+
+    /// Our product module, built in-tree.
+    pub fn module(&self) -> PathBuf {
+        self.obj.join(series::MODULE_DIR).join("bpf_rqspinlock.ko")
+    }
+}
+
+pub struct Options<'a> {
+    pub arch: Arch,
+    pub kdir: Option<&'a Path>,
+    /// Build without `patches/` (the module is still added).
+    pub skip_patches: bool,
+}
+
+pub fn build(sh: &Shell, paths: &Paths, opts: &Options) -> Result<Built> {
+    let src = source::prepare(sh, paths, opts.kdir)?;
+    let series_key = series::apply(sh, paths, &src, opts.skip_patches)?;
+    let obj = obj_dir(paths, opts.arch, &src, opts.skip_patches)?;
+    let config_key = kconfig::configure(paths, opts.arch, &src, &obj, &series_key)?;
+
+    let stage = Stage::start(format!("kernel build ({})", opts.arch.name()));
+    let key = Key::new("build")
+        .str(&series_key)
+        .str(&config_key)
+        .str(&toolchain::versions(sh))
+        .hex();
+    let built = Built {
+        arch: opts.arch,
+        src: src.clone(),
+        obj: obj.clone(),
+        key: key.clone(),
+    };
+    let stamp = obj.join(".rqspin-build-key");
+    if key::read_stamp(&stamp).as_deref() == Some(key.as_str()) && built.image().exists() {
+        stage.done(format!("up to date (key {key})"));
+        return Ok(built);
+    }
+    let log = obj.join("../build-".to_string() + opts.arch.name() + ".log");
+    let _ = std::fs::remove_file(&log);
+    let mut make = toolchain::kbuild(paths, &src);
+    make.arg(format!("O={}", obj.display()))
+        .arg(format!("ARCH={}", opts.arch.kbuild()))
+        .arg(toolchain::jobs())
+        .arg("all");
+    println!(
+        "    building into {} (log {})",
+        obj.display(),
+        log.display()
+    );
+    run_logged(make, &log, "kernel build")?;
+    check_btf_ids(&log)?;
+    if !built.module().exists() {
+        bail!(
+            "kernel built but {} is missing: is CONFIG_BPF_RQSPINLOCK_RS=m set?",
+            built.module().display()
+        );
+    }
+    key::write_stamp(&stamp, &key)?;
+    stage.done(format!("built {} (key {key})", built.image().display()));
+    Ok(built)
+}
+
+/// One `O=` directory per arch and source tree flavour. It remembers which
+/// source tree it belongs to and is wiped when that changes, because kbuild
+/// cannot switch the source tree of an output directory.
+fn obj_dir(paths: &Paths, arch: Arch, src: &Path, skip_patches: bool) -> Result<PathBuf> {
+    let mut obj = paths.kernel_obj(arch);
+    if skip_patches {
+        obj.set_file_name(format!("{}-nopatches", arch.name()));
+    }
+    let owner = obj.join(".rqspin-src");
+    let want = src.display().to_string();
+    if obj.exists() {
+        if let Some(have) = key::read_stamp(&owner) {
+            if have != want {
+                println!(
+                    "    {} was built from {have}; starting it afresh for {want}",
+                    obj.display()
+                );
+                std::fs::remove_dir_all(&obj)?;
+            }
+        }
+    }
+    std::fs::create_dir_all(&obj)?;
+    key::write_stamp(&owner, &want)?;
+    Ok(obj)
+}
+
+/// A kfunc whose BTF id did not resolve registers "successfully" but is
+/// unusable, so any such warning fails the build.
+pub fn check_btf_ids(log: &Path) -> Result<()> {
+    let text = std::fs::read_to_string(log)?;
+    let bad: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("resolve_btfids: unresolved symbol"))
+        .collect();
+    if !bad.is_empty() {
+        bail!(
+            "unresolved BTF ids (kfuncs would be unusable):\n    {}",
+            bad.join("\n    ")
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,117 @@
+//! The pipeline behind the top-level Makefile: builds a patched 6.12 kernel
+//! with our Rust module, the BPF selftests and the runner, boots the kernel
+//! with virtme-ng and reports what the selftests said.
+
+mod arch;
+mod deps;
+mod kconfig;
+mod kernel;
+mod key;
+mod kvm;
+mod module;
+mod paths;
+mod report;
+mod run;
+mod selftests;
+mod series;
+mod source;
+mod stage;
+mod toolchain;
+mod vm;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use xshell::Shell;
+
+use arch::Arch;
+use paths::Paths;
+
+#[derive(Parser)]
+#[command(about = "Build and test the BPF resilient-locking series in QEMU")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(clap::Args, Clone)]
+struct KernelArgs {
+    /// Architecture to build and boot.
+    #[arg(long, env = "ARCH", default_value = "x86_64", value_enum)]
+    arch: Arch,
+    /// A 6.12.y kernel source tree to use instead of Debian's linux-source
+    /// (copied into the cache; never modified).
+    #[arg(long, env = "KDIR")]
+    kdir: Option<PathBuf>,
+    /// Build without patches/ (shows what the stock verifier does).
+    #[arg(long, env = "NOPATCHES")]
+    no_patches: bool,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install missing packages and tools (idempotent).
+    Deps,
+    /// Prepare the source tree, apply the series, configure and build.
+    Kernel(KernelArgs),
+    /// Build the module out of tree against a built kernel (KDIR, or the
+    /// pipeline's own x86_64 build).
+    Module {
+        #[arg(long, env = "KDIR")]
+        kdir: Option<PathBuf>,
+    },
+    /// Build BPF objects, the test module and the runner.
+    Selftests(KernelArgs),
+    /// Everything: kernel, selftests, boot, run, report.
+    Vmtest(KernelArgs),
+    /// An interactive vng shell on the built kernel with the selftests at hand.
+    Vmshell(KernelArgs),
+    /// Print the summary of the last run's report.
+    Report {
+        #[arg(long, env = "ARCH", default_value = "x86_64", value_enum)]
+        arch: Arch,
+    },
+    /// Write the mailable series (git format-patch) to out/series/.
+    Series(KernelArgs),
+}
+
+fn main() {
+    if let Err(err) = real_main() {
+        eprintln!("error: {err:#}");
+        std::process::exit(1);
+    }
+}
+
+fn real_main() -> Result<()> {
+    let cli = Cli::parse();
+    let sh = Shell::new()?;
+    let paths = Paths::discover()?;
+    match cli.cmd {
+        Cmd::Deps => deps::run(&sh),
+        Cmd::Kernel(k) => kernel::build(&sh, &paths, &opts(&k)).map(|_| ()),
+        Cmd::Module { kdir } => {
+            let kdir = kdir.unwrap_or_else(|| paths.kernel_obj(Arch::X86_64));
+            module::build(&paths, &kdir)
+        }
+        Cmd::Selftests(k) => {
+            let built = kernel::build(&sh, &paths, &opts(&k))?;
+            selftests::build(&paths, &built).map(|_| ())
+        }
+        Cmd::Vmtest(k) => {
+            let code = run::vmtest(&sh, &paths, &opts(&k))?;
+            std::process::exit(code)
+        }
+        Cmd::Vmshell(k) => run::vmshell(&sh, &paths, &opts(&k)),
+        Cmd::Report { arch } => run::print_report(&paths, arch),
+        Cmd::Series(k) => run::series(&sh, &paths, &opts(&k)),
+    }
+}
+
+fn opts(k: &KernelArgs) -> kernel::Options<'_> {
+    kernel::Options {
+        arch: k.arch,
+        kdir: k.kdir.as_deref(),
+        skip_patches: k.no_patches,
+    }
+}

@@ -1,0 +1,140 @@
+//! Turns a guest run into the final verdict: the runner's results, the
+//! kernel-splat gate over the console and dmesg, a JSON report, and the
+//! summary line.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+/// One test's result, as the runner writes it and the report keeps it.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct TestResult {
+    pub name: String,
+    pub result: String,
+    #[serde(default)]
+    pub duration_ms: f64,
+    #[serde(default)]
+    pub message: String,
+}
+
+/// The runner's `results.json` (only the fields we read).
+#[derive(Debug, Deserialize)]
+pub struct GuestResults {
+    #[serde(default)]
+    pub kernel: String,
+    pub tests: Vec<TestResult>,
+}
+
+/// The report written to `out/<arch>/report.json`.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub arch: String,
+    pub kernel_release: String,
+    pub kernel_image: PathBuf,
+    pub modules: Vec<PathBuf>,
+    pub build_key: String,
+    pub accel: String,
+    pub guest_outcome: String,
+    pub vm_seconds: f64,
+    pub console_log: PathBuf,
+    pub dmesg: PathBuf,
+    pub splats: Vec<String>,
+    pub tests: Vec<TestResult>,
+    pub passed: usize,
+    pub failed: usize,
+    pub skipped: usize,
+}
+
+/// Lines that mean the kernel complained: any of them fails the run.
+const SPLAT_PATTERNS: &[&str] = &[
+    r"WARNING: CPU: \d+ PID: \d+",
+    r"\bBUG: ",
+    r"\bOops\b",
+    r"Kernel panic",
+    r"possible circular locking dependency",
+    r"possible recursive locking detected",
+    r"inconsistent lock state",
+    r"INFO: lockdep is turned off",
+    r"suspicious RCU usage",
+    r"\bKASAN\b",
+    r"UBSAN",
+    r"rcu: INFO: .* detected stalls",
+    r"rcu_.* self-detected stall",
+    r"soft lockup",
+    r"hard LOCKUP",
+    r"blocked for more than \d+ seconds",
+    r"scheduling while atomic",
+    r"sleeping function called from invalid context",
+    r"general protection fault",
+    r"Unable to handle kernel",
+    r"Call Trace:",
+];
+
+/// Splat lines in `text` (each once, in order).
+pub fn find_splats(text: &str) -> Vec<String> {
+    let re = Regex::new(&SPLAT_PATTERNS.join("|")).expect("splat patterns are valid");
+    let mut out: Vec<String> = Vec::new();
+    for line in text.lines() {
+        // "lockdep" also appears in the boot banner of a PROVE_LOCKING
+        // kernel; only complaints count.
+        if line.contains("Lock dependency validator")
+            || line.contains("lockdep: fixing up alternatives")
+        {
+            continue;
+        }
+        if re.is_match(line) && !out.iter().any(|l| l == line.trim()) {
+            out.push(line.trim().to_string());
+        }
+    }
+    out
+}
+
+pub fn read_guest_results(path: &Path) -> Result<GuestResults> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+impl Report {
+    pub fn count(&mut self) {
+        self.passed = self.tests.iter().filter(|t| t.result == "pass").count();
+        self.failed = self.tests.iter().filter(|t| t.result == "fail").count();
+        self.skipped = self.tests.iter().filter(|t| t.result == "skip").count();
+    }
+
+    pub fn write(&self, path: &Path) -> Result<()> {
+        std::fs::write(path, serde_json::to_string_pretty(self)? + "\n")
+            .with_context(|| format!("writing {}", path.display()))
+    }
+
+    pub fn summary_line(&self) -> String {
+        format!(
+            "{} passed, {} failed, {} skipped",
+            self.passed, self.failed, self.skipped
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::find_splats;
+
+    #[test]
+    fn splats_are_found() {
+        let log = "[    1.0] ok\n[    2.0] WARNING: CPU: 1 PID: 42 at kernel/bpf/x.c:1 f+0x1/0x2\n\
+                   [    3.0] watchdog: BUG: soft lockup - CPU#0 stuck for 22s!\n\
+                   [    4.0] rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:\n";
+        let s = find_splats(log);
+        assert_eq!(s.len(), 3, "{s:?}");
+    }
+
+    #[test]
+    fn clean_boot_has_no_splat() {
+        let log =
+            "[    0.0] Lock dependency validator: Copyright (c) 2006 Red Hat, Inc., Ingo Molnar\n\
+                   [    0.1] ... MAX_LOCKDEP_SUBCLASSES:  8\n[    1.0] Run /init as init process\n";
+        assert!(find_splats(log).is_empty());
+    }
+}

@@ -1,0 +1,247 @@
+//! `vmtest`, `vmshell`, `report` and `series`: what the make targets run.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use xshell::{cmd, Shell};
+
+use crate::kernel::{self, Built, Options};
+use crate::paths::Paths;
+use crate::report::{self, Report, TestResult};
+use crate::selftests::{self, Selftests};
+use crate::stage::{print_tail, Stage};
+use crate::vm::{self, Outcome, Vm};
+use crate::{arch::Arch, kvm};
+
+/// Builds everything, boots, runs the selftests and reports. Returns the exit
+/// code for the process: 0 only if every test passed and the kernel did not
+/// complain.
+pub fn vmtest(sh: &Shell, paths: &Paths, opts: &Options) -> Result<i32> {
+    let built = kernel::build(sh, paths, opts)?;
+    let tests = selftests::build(paths, &built)?;
+    let out = paths.out_arch(opts.arch);
+    let guest = vm::guest_dir(&out);
+    let _ = std::fs::remove_dir_all(&guest);
+    std::fs::create_dir_all(&guest)?;
+    let console = out.join("console.log");
+    let image = built.image();
+    let mut vm = Vm {
+        arch: opts.arch,
+        image: &image,
+        cpus: 2,
+        memory: "1G",
+        kvm: false,
+        rwdir: &guest,
+        console: &console,
+    };
+    vm.kvm = kvm::decide(paths, &vm)?;
+    let deadline = vm::deadline(vm.kvm);
+
+    let stage = Stage::start(format!(
+        "run ({}, {}, 2 vCPUs, deadline {} s)",
+        opts.arch.name(),
+        if vm.kvm { "KVM" } else { "TCG" },
+        deadline.as_secs()
+    ));
+    let command = runner_command(&tests, &guest);
+    let start = Instant::now();
+    let (outcome, _stdout) = vm.run(&command, deadline, "")?;
+    let vm_seconds = start.elapsed().as_secs_f64();
+    let outcome_text = match &outcome {
+        Outcome::Exited(c) => format!("exited {c}"),
+        Outcome::Panicked => {
+            "vng returned 255: kernel panic, or the guest's exit code was lost".into()
+        }
+        Outcome::TimedOut(d) => format!(
+            "guest timed out after {} s (process group killed)",
+            d.as_secs()
+        ),
+    };
+    stage.done(&outcome_text);
+
+    let results_path = guest.join("results.json");
+    let (kernel_release, mut tests_done) = match report::read_guest_results(&results_path) {
+        Ok(r) => (r.kernel, r.tests),
+        Err(e) => {
+            println!("    no results from the guest: {e:#}");
+            (String::new(), Vec::new())
+        }
+    };
+    // The VM itself is a test: it must finish, with the runner's exit code.
+    let vm_ok = matches!(outcome, Outcome::Exited(0 | 1));
+    if !vm_ok {
+        print_tail(&console, 40);
+    }
+    tests_done.push(verdict("vm/guest_finished", vm_ok, &outcome_text));
+    let dmesg = guest.join("dmesg.txt");
+    let mut text = std::fs::read_to_string(&console).unwrap_or_default();
+    text.push_str(&std::fs::read_to_string(&dmesg).unwrap_or_default());
+    let splats = report::find_splats(&text);
+    let splat_msg = if splats.is_empty() {
+        String::new()
+    } else {
+        splats.join("\n")
+    };
+    println!(
+        "#{:<7} vm/no_kernel_splats:{}",
+        tests_done.len() + 1,
+        if splats.is_empty() { "OK" } else { "FAIL" }
+    );
+    for s in &splats {
+        println!("    {s}");
+    }
+    tests_done.push(verdict(
+        "vm/no_kernel_splats",
+        splats.is_empty(),
+        &splat_msg,
+    ));
+
+    let mut rep = Report {
+        arch: opts.arch.name().into(),
+        kernel_release,
+        kernel_image: image.clone(),
+        modules: tests.modules.clone(),
+        build_key: built.key.clone(),
+        accel: if vm.kvm { "kvm".into() } else { "tcg".into() },
+        guest_outcome: outcome_text,
+        vm_seconds,
+        console_log: console.clone(),
+        dmesg,
+        splats,
+        tests: tests_done,
+        passed: 0,
+        failed: 0,
+        skipped: 0,
+    };
+    rep.count();
+    let report_path = out.join("report.json");
+    rep.write(&report_path)?;
+    println!("report: {}", report_path.display());
+    println!("{}", rep.summary_line());
+    Ok(if rep.failed == 0 && rep.passed > 0 {
+        0
+    } else {
+        1
+    })
+}
+
+fn verdict(name: &str, ok: bool, message: &str) -> TestResult {
+    TestResult {
+        name: name.into(),
+        result: if ok { "pass" } else { "fail" }.into(),
+        duration_ms: 0.0,
+        message: if ok { String::new() } else { message.into() },
+    }
+}
+
+/// The command the guest runs.
+fn runner_command(tests: &Selftests, guest: &Path) -> Vec<String> {
+    let mut c = vec![
+        tests.runner.display().to_string(),
+        "--objs".into(),
+        tests.objs.display().to_string(),
+        "--out".into(),
+        guest.display().to_string(),
+    ];
+    for m in &tests.modules {
+        c.push("--module".into());
+        c.push(m.display().to_string());
+    }
+    if let Ok(filter) = std::env::var("TESTS") {
+        for f in filter.split(',').filter(|f| !f.is_empty()) {
+            c.push("--filter".into());
+            c.push(f.into());
+        }
+    }
+    c
+}
+
+/// An interactive shell in the VM, with the paths of the selftest pieces
+/// printed so they can be run by hand.
+pub fn vmshell(sh: &Shell, paths: &Paths, opts: &Options) -> Result<()> {
+    let built = kernel::build(sh, paths, opts)?;
+    let tests = selftests::build(paths, &built)?;
+    let out = paths.out_arch(opts.arch);
+    let guest = vm::guest_dir(&out);
+    std::fs::create_dir_all(&guest)?;
+    let image = built.image();
+    let console = out.join("vmshell-console.log");
+    let mut vm = Vm {
+        arch: opts.arch,
+        image: &image,
+        cpus: 2,
+        memory: "1G",
+        kvm: false,
+        rwdir: &guest,
+        console: &console,
+    };
+    vm.kvm = kvm::decide(paths, &vm)?;
+    let mut args = vm.vng_args();
+    // Interactive: no console capture.
+    args.retain(|a| a != "--verbose");
+    let cmdline = runner_command(&tests, &guest).join(" ");
+    println!(
+        "In the guest:\n  run all selftests:  {cmdline}\n  load modules only:  insmod {}",
+        tests
+            .modules
+            .iter()
+            .map(|m| m.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" && insmod ")
+    );
+    let status = std::process::Command::new(vm::vng())
+        .args(&args)
+        .status()
+        .context("starting vng")?;
+    if !status.success() {
+        bail!("vng exited with {status}");
+    }
+    Ok(())
+}
+
+pub fn print_report(paths: &Paths, arch: Arch) -> Result<()> {
+    let path = paths.out_arch(arch).join("report.json");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("no report at {}: run make vmtest first", path.display()))?;
+    let v: serde_json::Value = serde_json::from_str(&text)?;
+    for t in v["tests"].as_array().into_iter().flatten() {
+        println!(
+            "{:<60} {}",
+            t["name"].as_str().unwrap_or(""),
+            t["result"].as_str().unwrap_or("")
+        );
+    }
+    println!("report: {}", path.display());
+    println!(
+        "{} passed, {} failed, {} skipped",
+        v["passed"], v["failed"], v["skipped"]
+    );
+    Ok(())
+}
+
+/// `git format-patch` of the tested series, with a cover letter.
+pub fn series(sh: &Shell, paths: &Paths, opts: &Options) -> Result<()> {
+    let built: Built = kernel::build(sh, paths, opts)?;
+    let dest = paths.out.join("series");
+    let _ = std::fs::remove_dir_all(&dest);
+    let src = &built.src;
+    let cover = paths.repo.join("patches/cover-letter.txt");
+    cmd!(
+        sh,
+        "git -C {src} format-patch -q --cover-letter -o {dest} base..series"
+    )
+    .run()?;
+    if cover.exists() {
+        println!(
+            "    cover letter text: {} (paste into 0000-cover-letter.patch)",
+            cover.display()
+        );
+    }
+    println!(
+        "series written to {}; send with: git send-email --to bpf@vger.kernel.org {}/*.patch",
+        dest.display(),
+        dest.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,132 @@
+//! `xtask selftests`: the BPF objects (clang-19, with BTF so the expectation
+//! tags survive), the test-only kernel module, and the in-VM runner.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+use crate::arch::Arch;
+use crate::kernel::{self, Built};
+use crate::paths::Paths;
+use crate::stage::{run_logged, Stage};
+use crate::toolchain;
+
+/// What a VM run needs besides the kernel.
+pub struct Selftests {
+    /// Directory with the `*.bpf.o` files.
+    pub objs: PathBuf,
+    /// Modules to load in order: the product module, then the test module.
+    pub modules: Vec<PathBuf>,
+    pub runner: PathBuf,
+}
+
+pub fn build(paths: &Paths, kernel: &Built) -> Result<Selftests> {
+    let stage = Stage::start("selftests");
+    let dir = paths.selftest_build(kernel.arch);
+    let objs = dir.join("progs");
+    let _ = std::fs::remove_dir_all(&objs);
+    std::fs::create_dir_all(&objs)?;
+    let log = dir.join("build.log");
+    let _ = std::fs::remove_file(&log);
+    let n = build_bpf_objects(paths, kernel, &objs, &log)?;
+    let testmod = build_testmod(paths, kernel, &dir, &log)?;
+    let runner = build_runner(paths, kernel.arch, &log)?;
+    stage.done(format!("{n} BPF object(s), test module, runner"));
+    Ok(Selftests {
+        objs,
+        modules: vec![kernel.module(), testmod],
+        runner,
+    })
+}
+
+fn build_bpf_objects(paths: &Paths, kernel: &Built, objs: &Path, log: &Path) -> Result<usize> {
+    let progs = paths.repo.join("selftests/progs");
+    let mut sources: Vec<PathBuf> = std::fs::read_dir(&progs)
+        .with_context(|| format!("listing {}", progs.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "c"))
+        .collect();
+    sources.sort();
+    for c in &sources {
+        let stem = c.file_stem().unwrap().to_string_lossy();
+        let mut clang = Command::new("clang-19");
+        clang
+            .args(["-g", "-O2", "--target=bpf", "-mcpu=v3", "-Wall", "-Werror"])
+            .arg(kernel.arch.bpf_target_define())
+            .arg(format!(
+                "-I{}",
+                paths.repo.join("selftests/include").display()
+            ))
+            // UAPI headers of the tree under test, not the host's.
+            .arg(format!(
+                "-I{}",
+                kernel.src.join("tools/include/uapi").display()
+            ))
+            .arg(format!("-I{}", kernel.arch.multiarch_include()))
+            .arg("-c")
+            .arg(c)
+            .arg("-o")
+            .arg(objs.join(format!("{stem}.bpf.o")));
+        run_logged(clang, log, &format!("compiling {}", c.display()))?;
+    }
+    if sources.is_empty() {
+        bail!("no BPF programs in {}", progs.display());
+    }
+    Ok(sources.len())
+}
+
+/// Builds `selftests/testmod` out of tree (`M=`) against the built kernel,
+/// from a copy so the repository stays clean.
+fn build_testmod(paths: &Paths, kernel: &Built, dir: &Path, log: &Path) -> Result<PathBuf> {
+    let from = paths.repo.join("selftests/testmod");
+    let to = dir.join("testmod");
+    std::fs::create_dir_all(&to)?;
+    for entry in std::fs::read_dir(&from).with_context(|| format!("listing {}", from.display()))? {
+        let p = entry?.path();
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        if name == "Kbuild" || name.ends_with(".c") || name.ends_with(".h") {
+            let dest = to.join(&name);
+            // Only copy what changed, so kbuild does not rebuild needlessly.
+            if std::fs::read(&dest).ok() != std::fs::read(&p).ok() {
+                std::fs::copy(&p, &dest)?;
+            }
+        }
+    }
+    let mut make = toolchain::kbuild(paths, &kernel.src);
+    make.arg(format!("O={}", kernel.obj.display()))
+        .arg(format!("ARCH={}", kernel.arch.kbuild()))
+        .arg(format!("M={}", to.display()))
+        .arg("modules");
+    let mlog = dir.join("testmod.log");
+    let _ = std::fs::remove_file(&mlog);
+    run_logged(make, &mlog, "building the test module")?;
+    kernel::check_btf_ids(&mlog)?;
+    let _ = std::fs::copy(&mlog, log);
+    let ko = to.join("bpf_rqspin_testmod.ko");
+    if !ko.exists() {
+        bail!("{} was not built", ko.display());
+    }
+    Ok(ko)
+}
+
+fn build_runner(paths: &Paths, arch: Arch, log: &Path) -> Result<PathBuf> {
+    if arch != Arch::host() {
+        bail!(
+            "cross-building the runner for {} is not supported yet",
+            arch.name()
+        );
+    }
+    let manifest = paths.repo.join("tools/Cargo.toml");
+    let mut cargo = Command::new("cargo");
+    cargo
+        .arg("build")
+        .arg("--release")
+        .arg("-q")
+        .arg("-p")
+        .arg("bpf-runner")
+        .arg("--manifest-path")
+        .arg(&manifest);
+    run_logged(cargo, log, "building bpf-runner")?;
+    Ok(paths.repo.join("tools/target/release/bpf-runner"))
+}

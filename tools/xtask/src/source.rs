@@ -1,0 +1,184 @@
+//! The kernel source tree the pipeline patches and builds: Debian's
+//! `linux-source-6.12` unpacked into the cache, or a copy of the user's
+//! `KDIR`. Either way it becomes a git tree whose first commit is tagged
+//! `base`, so the series can be re-applied with `git am` and mailed with
+//! `git format-patch base..`.
+//!
+//! The user's `KDIR` itself is never written to.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use xshell::{cmd, Shell};
+
+use crate::key::Key;
+use crate::paths::Paths;
+use crate::stage::Stage;
+
+const DEBIAN_TARBALL: &str = "/usr/src/linux-source-6.12.tar.xz";
+
+/// `VERSION.PATCHLEVEL.SUBLEVEL` read from a tree's top-level Makefile.
+pub fn kernel_version(tree: &Path) -> Result<(u32, u32, u32)> {
+    let makefile = tree.join("Makefile");
+    let text = std::fs::read_to_string(&makefile).with_context(|| {
+        format!(
+            "{} is not a kernel tree: no readable Makefile",
+            tree.display()
+        )
+    })?;
+    let field = |name: &str| -> Option<u32> {
+        text.lines().find_map(|l| {
+            l.strip_prefix(name)?
+                .trim_start()
+                .strip_prefix('=')?
+                .trim()
+                .parse()
+                .ok()
+        })
+    };
+    match (field("VERSION"), field("PATCHLEVEL"), field("SUBLEVEL")) {
+        (Some(v), Some(p), Some(s)) => Ok((v, p, s)),
+        // An O= build directory: its Makefile includes the source tree's.
+        _ if text.lines().any(|l| l.starts_with("include ")) => {
+            let inc = text
+                .lines()
+                .find_map(|l| l.strip_prefix("include "))
+                .unwrap_or("")
+                .trim();
+            let parent = Path::new(inc).parent().filter(|p| *p != tree);
+            match parent {
+                Some(p) => kernel_version(p),
+                None => bail!("{} is not a kernel tree", tree.display()),
+            }
+        }
+        _ => bail!(
+            "{} is not a kernel tree: its Makefile has no VERSION/PATCHLEVEL/SUBLEVEL",
+            tree.display()
+        ),
+    }
+}
+
+/// Fails unless `tree` is a 6.12.y kernel source tree.
+pub fn require_6_12(tree: &Path) -> Result<(u32, u32, u32)> {
+    let v = kernel_version(tree)?;
+    if (v.0, v.1) != (6, 12) {
+        bail!(
+            "{} is Linux {}.{}.{}, but this series is for 6.12.y",
+            tree.display(),
+            v.0,
+            v.1,
+            v.2
+        );
+    }
+    Ok(v)
+}
+
+/// Returns the git source tree in the cache, creating it if needed.
+pub fn prepare(sh: &Shell, paths: &Paths, kdir: Option<&Path>) -> Result<PathBuf> {
+    let stage = Stage::start("source");
+    let (src, origin) = match kdir {
+        Some(kdir) => (from_kdir(sh, paths, kdir)?, kdir.display().to_string()),
+        None => (from_tarball(sh, paths)?, DEBIAN_TARBALL.to_string()),
+    };
+    let v = require_6_12(&src)?;
+    stage.done(format!(
+        "Linux {}.{}.{} from {origin} at {}",
+        v.0,
+        v.1,
+        v.2,
+        src.display()
+    ));
+    Ok(src)
+}
+
+fn from_tarball(sh: &Shell, paths: &Paths) -> Result<PathBuf> {
+    let tarball = Path::new(DEBIAN_TARBALL);
+    if !tarball.exists() {
+        bail!("{DEBIAN_TARBALL} is missing: run `make deps` (apt-get install linux-source-6.12) or pass KDIR=");
+    }
+    // The plain sha256 of the tarball, so the name says which tarball it is.
+    let key = crate::key::file_sha256(tarball)?;
+    let src = paths
+        .cache
+        .join("src")
+        .join(format!("linux-{}", &key[..12]));
+    if has_base(&src) {
+        return Ok(src);
+    }
+    let tmp = paths.cache.join("src").join(format!(".unpack-{key}"));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp)?;
+    println!("    unpacking {DEBIAN_TARBALL} (key {key})");
+    cmd!(sh, "tar -C {tmp} -xf {tarball}")
+        .run()
+        .context("unpacking the kernel tarball")?;
+    let _ = std::fs::remove_dir_all(&src);
+    std::fs::rename(tmp.join("linux-source-6.12"), &src)
+        .context("tarball did not contain linux-source-6.12/")?;
+    let _ = std::fs::remove_dir_all(&tmp);
+    init_git(sh, &src, "Linux 6.12 base (Debian linux-source-6.12)")?;
+    Ok(src)
+}
+
+/// Copies the user's tree (sources only) into the cache. Keyed by its path and
+/// version; `RQSPIN_RESYNC=1` refreshes an existing copy.
+fn from_kdir(sh: &Shell, paths: &Paths, kdir: &Path) -> Result<PathBuf> {
+    if !kdir.is_dir() {
+        bail!("KDIR={} is not a directory", kdir.display());
+    }
+    let kdir = kdir.canonicalize()?;
+    let v = require_6_12(&kdir)?;
+    let key = Key::new("kdir")
+        .str(&kdir.to_string_lossy())
+        .str(&format!("{v:?}"))
+        .hex();
+    let src = paths.cache.join("src").join(format!("kdir-{}", &key[..12]));
+    if has_base(&src) && std::env::var_os("RQSPIN_RESYNC").is_none() {
+        return Ok(src);
+    }
+    let _ = std::fs::remove_dir_all(&src);
+    std::fs::create_dir_all(&src)?;
+    println!("    copying sources of {} (key {key})", kdir.display());
+    let from = format!("{}/", kdir.display());
+    // Build products and the user's own config stay behind: we build out of
+    // tree with our own config, and kbuild refuses an O= build from a source
+    // tree that has been configured in place.
+    cmd!(
+        sh,
+        "rsync -a --exclude=.git --exclude=*.o --exclude=*.ko --exclude=*.a --exclude=.*.cmd
+         --exclude=/.config* --exclude=/vmlinux* --exclude=/System.map --exclude=/Module.symvers
+         --exclude=/modules.* --exclude=/include/config --exclude=/include/generated
+         --exclude=/arch/*/include/generated --exclude=/rust/*.rmeta --exclude=/scripts/basic/fixdep
+         {from} {src}"
+    )
+    .run()
+    .context("copying KDIR")?;
+    cmd!(sh, "make -s -C {src} mrproper")
+        .run()
+        .context("cleaning the copy of KDIR")?;
+    init_git(
+        sh,
+        &src,
+        &format!("Linux {}.{}.{} base (from KDIR)", v.0, v.1, v.2),
+    )?;
+    Ok(src)
+}
+
+fn has_base(src: &Path) -> bool {
+    src.join(".git/refs/tags/base").exists()
+}
+
+fn init_git(sh: &Shell, src: &Path, msg: &str) -> Result<()> {
+    let _dir = sh.push_dir(src);
+    cmd!(sh, "git init -q -b base").run()?;
+    // Debian's tarball ships a .gitignore that ignores everything at the top
+    // level ("/*"), so the pristine tree must be added with -f.
+    cmd!(sh, "git add -A -f").quiet().ignore_stdout().run()?;
+    cmd!(
+        sh,
+        "git -c user.name=base -c user.email=base@invalid commit -q -m {msg}"
+    )
+    .run()?;
+    cmd!(sh, "git tag base").run()?;
+    Ok(())
+}
