@@ -23,6 +23,8 @@
 #include <linux/irqflags.h>
 #include <linux/timekeeping.h>
 
+#include "rqspinlock_glue.h"
+
 /*
  * A kernel without "bpf: Add KF_SPIN_LOCK flag for kfuncs under
  * bpf_spin_lock" has no such flag: the kfuncs then register without it, and
@@ -49,15 +51,6 @@ struct bpf_rqspin_guard {
 	u32 slot;
 	u32 irqsave;
 };
-
-/* Implemented in Rust (rqspinlock_rs.rs). */
-u64 rqspin_rs_ktime_get_ns(void);
-u64 rqspin_rs_stat_add(u32 slot, u64 delta);
-u64 rqspin_rs_stat_sum(u32 slot);
-struct bpf_rqspin_guard *rqspin_rs_lock(struct bpf_rqspin_lock *lock, bool irqsave);
-void rqspin_rs_unlock(struct bpf_rqspin_guard *guard);
-int rqspin_rs_last_error(void);
-size_t rqspin_rs_guard_size(void);
 
 __bpf_kfunc_start_defs();
 

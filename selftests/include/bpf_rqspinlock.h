@@ -34,8 +34,17 @@ struct bpf_rqspin_lock {
 	__u32 val;
 };
 
-/* Opaque proof that a lock is held; released only by bpf_rqspin_unlock*. */
-struct bpf_rqspin_guard;
+/* Proof that a lock is held; released only by bpf_rqspin_unlock*(). The
+ * module owns it (per-CPU slots); programs may read it. Declared in full
+ * because libbpf refuses a kfunc prototype whose return type is only a
+ * forward declaration where the kernel's BTF has the struct.
+ */
+struct bpf_rqspin_guard {
+	struct bpf_rqspin_lock *lock;
+	unsigned long irq_flags;
+	__u32 slot;
+	__u32 irqsave;
+};
 
 /* KF_ACQUIRE | KF_RET_NULL | KF_SPIN_LOCK. NULL when the lock was not taken:
  * bpf_rqspin_last_error() says why (-EDEADLK or -ETIMEDOUT).

@@ -50,6 +50,15 @@
 extern void *bpf_obj_new_impl(__u64 local_type_id, void *meta) __ksym;
 extern void bpf_obj_drop_impl(void *kptr, void *meta) __ksym;
 
+/* clang emits no BTF FUNC record for a kfunc that only inline assembly
+ * calls, and libbpf needs one to resolve the call. This function, which no
+ * program calls, makes clang emit them.
+ */
+void __kfunc_btf_root(void)
+{
+	bpf_obj_drop_impl(bpf_obj_new_impl(0, 0), 0);
+}
+
 /* The lock is at offset 4 in both the map value and the allocated object, so
  * every "rX += 4" before a lock call below points at it.
  */
@@ -85,8 +94,11 @@ struct {
  * locking it sets active_lock = { .ptr = that map, .id = 0 }: two global locks
  * differ ONLY in active_lock.ptr.
  */
-struct bpf_spin_lock glock_a SEC(".bss.A") __attribute__((aligned(8)));
-struct bpf_spin_lock glock_b SEC(".bss.B") __attribute__((aligned(8)));
+/* Hidden, so the BTF linkage is static and libbpf does not try to mmap the
+ * map: 6.12 refuses mmap for a map that holds a bpf_spin_lock (-ENOTSUPP).
+ */
+struct bpf_spin_lock glock_a SEC(".bss.A") __attribute__((visibility("hidden"), aligned(8)));
+struct bpf_spin_lock glock_b SEC(".bss.B") __attribute__((visibility("hidden"), aligned(8)));
 
 /* r6 = &map_a[0], r7 = &map_a[1]; on a failed lookup jump to l_exit_%=,
  * which every user defines as "r0 = 0; exit". 18 insns (ld_imm64 = 2).

@@ -27,6 +27,15 @@
 #include "bpf_misc.h"
 #include "bpf_rqspinlock.h"
 
+/* clang emits no BTF FUNC record for a kfunc that only inline assembly
+ * calls, and libbpf needs one to resolve the call. This function, which no
+ * program calls, makes clang emit them.
+ */
+void __kfunc_btf_root(void)
+{
+	bpf_rqspin_unlock(bpf_rqspin_lock(0));
+}
+
 /* Offsets used in the asm below: sl 0, a 4, b 8. */
 struct rq_val {
 	struct bpf_spin_lock sl;

@@ -91,6 +91,31 @@ pub fn find_splats(text: &str) -> Vec<String> {
     out
 }
 
+/// KUnit's result for a suite run at boot (the `kernel` crate's Rust
+/// doctests, `CONFIG_RUST_KERNEL_DOCTESTS`): `Some((passed, failed))` from
+/// the last `# Totals:` line of `suite`, or `None` if the suite never
+/// reported.
+pub fn kunit_totals(console: &str, suite: &str) -> Option<(u32, u32)> {
+    let mut in_suite = false;
+    let mut totals = None;
+    for line in console.lines() {
+        if line.contains(&format!("# Subtest: {suite}")) {
+            in_suite = true;
+        } else if in_suite && line.contains("# Totals: pass:") {
+            let field = |name: &str| -> Option<u32> {
+                let rest = line.split(name).nth(1)?;
+                rest.split(|c: char| !c.is_ascii_digit())
+                    .next()?
+                    .parse()
+                    .ok()
+            };
+            totals = Some((field("pass:")?, field("fail:")?));
+            in_suite = false;
+        }
+    }
+    totals
+}
+
 pub fn read_guest_results(path: &Path) -> Result<GuestResults> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -128,6 +153,19 @@ mod tests {
                    [    4.0] rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:\n";
         let s = find_splats(log);
         assert_eq!(s.len(), 3, "{s:?}");
+    }
+
+    #[test]
+    fn kunit_totals_are_read() {
+        let log =
+            "[ 1.0]     # Subtest: rust_doctests_kernel\n[ 1.1]     ok 1 rust_doctest_kernel_x\n\
+                   [ 2.0]     # rust_doctests_kernel: pass:113 fail:1 skip:0 total:114\n\
+                   [ 2.0]     # Totals: pass:113 fail:1 skip:0 total:114\n";
+        assert_eq!(
+            super::kunit_totals(log, "rust_doctests_kernel"),
+            Some((113, 1))
+        );
+        assert_eq!(super::kunit_totals(log, "other"), None);
     }
 
     #[test]

@@ -77,6 +77,7 @@ pub fn vmtest(sh: &Shell, paths: &Paths, opts: &Options) -> Result<i32> {
     let dmesg = guest.join("dmesg.txt");
     let mut text = std::fs::read_to_string(&console).unwrap_or_default();
     text.push_str(&std::fs::read_to_string(&dmesg).unwrap_or_default());
+    tests_done.push(kunit_verdict(&text));
     let splats = report::find_splats(&text);
     let splat_msg = if splats.is_empty() {
         String::new()
@@ -124,6 +125,29 @@ pub fn vmtest(sh: &Shell, paths: &Paths, opts: &Options) -> Result<i32> {
     } else {
         1
     })
+}
+
+/// The kernel crate's Rust doctests run as KUnit at boot; all must pass.
+fn kunit_verdict(console: &str) -> TestResult {
+    const SUITE: &str = "rust_doctests_kernel";
+    let name = "vm/rust_kernel_doctests";
+    let (ok, msg) = match report::kunit_totals(console, SUITE) {
+        Some((pass, 0)) if pass > 0 => (true, format!("{pass} passed")),
+        Some((pass, fail)) => (
+            false,
+            format!("KUnit {SUITE}: {pass} passed, {fail} failed"),
+        ),
+        None => (
+            false,
+            format!("KUnit suite {SUITE} did not report on the console"),
+        ),
+    };
+    println!(
+        "#{:<7} {name}:{} ({msg})",
+        "-",
+        if ok { "OK" } else { "FAIL" }
+    );
+    verdict(name, ok, &msg)
 }
 
 fn verdict(name: &str, ok: bool, message: &str) -> TestResult {
@@ -220,26 +244,31 @@ pub fn print_report(paths: &Paths, arch: Arch) -> Result<()> {
     Ok(())
 }
 
-/// `git format-patch` of the tested series, with a cover letter.
+/// `git format-patch` of the tested series, with the cover letter from
+/// `patches/cover-letter.txt` (first line: subject; the rest: body).
 pub fn series(sh: &Shell, paths: &Paths, opts: &Options) -> Result<()> {
     let built: Built = kernel::build(sh, paths, opts)?;
     let dest = paths.out.join("series");
     let _ = std::fs::remove_dir_all(&dest);
     let src = &built.src;
-    let cover = paths.repo.join("patches/cover-letter.txt");
+    let range = format!("{}..series", crate::series::BASE);
     cmd!(
         sh,
-        "git -C {src} format-patch -q --cover-letter -o {dest} base..series"
+        "git -C {src} format-patch -q --cover-letter -o {dest} {range}"
     )
     .run()?;
-    if cover.exists() {
-        println!(
-            "    cover letter text: {} (paste into 0000-cover-letter.patch)",
-            cover.display()
-        );
-    }
+    let cover_src = paths.repo.join("patches/cover-letter.txt");
+    let text = std::fs::read_to_string(&cover_src)
+        .with_context(|| format!("reading {}", cover_src.display()))?;
+    let (subject, body) = text.split_once('\n').unwrap_or((&text, ""));
+    let cover = dest.join("0000-cover-letter.patch");
+    let letter = std::fs::read_to_string(&cover)?
+        .replace("*** SUBJECT HERE ***", subject.trim())
+        .replace("*** BLURB HERE ***", body.trim());
+    std::fs::write(&cover, letter)?;
     println!(
-        "series written to {}; send with: git send-email --to bpf@vger.kernel.org {}/*.patch",
+        "series written to {}; check it with scripts/checkpatch.pl --strict, then send with:\n  \
+         git send-email --to bpf@vger.kernel.org {}/*.patch",
         dest.display(),
         dest.display()
     );

@@ -19,6 +19,8 @@ use crate::stage::Stage;
 
 /// Where the module lives in the kernel tree.
 pub const MODULE_DIR: &str = "kernel/bpf/rqspinlock_rs";
+/// The pristine tree (a tag; the branch `series` carries our commits).
+pub const BASE: &str = "refs/tags/base";
 /// The commit message of the module's commit.
 const MODULE_MSG: &str = "rust/series-commit.txt";
 
@@ -68,7 +70,7 @@ pub fn apply(sh: &Shell, paths: &Paths, src: &Path, skip_patches: bool) -> Resul
     }
     let _dir = sh.push_dir(src);
     let old_head = cmd!(sh, "git rev-parse HEAD").quiet().read()?;
-    let touched = changed_files(sh, "base", &old_head)?;
+    let touched = changed_files(sh, BASE, &old_head)?;
     let mtimes: HashMap<String, SystemTime> = touched
         .iter()
         .filter_map(|f| {
@@ -84,7 +86,7 @@ pub fn apply(sh: &Shell, paths: &Paths, src: &Path, skip_patches: bool) -> Resul
         .ignore_stderr()
         .ignore_status()
         .run();
-    cmd!(sh, "git checkout -q -f -B series base").run()?;
+    cmd!(sh, "git checkout -q -f -B series {BASE}").run()?;
     let ident = [
         "-c",
         "user.name=rqspin-bpf developers",

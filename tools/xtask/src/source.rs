@@ -97,7 +97,7 @@ fn from_tarball(sh: &Shell, paths: &Paths) -> Result<PathBuf> {
         bail!("{DEBIAN_TARBALL} is missing: run `make deps` (apt-get install linux-source-6.12) or pass KDIR=");
     }
     // The plain sha256 of the tarball, so the name says which tarball it is.
-    let key = crate::key::file_sha256(tarball)?;
+    let key = tarball_sha256(paths, tarball)?;
     let src = paths
         .cache
         .join("src")
@@ -164,13 +164,34 @@ fn from_kdir(sh: &Shell, paths: &Paths, kdir: &Path) -> Result<PathBuf> {
     Ok(src)
 }
 
+/// sha256 of the tarball, remembered by size and mtime (hashing 150 MB on
+/// every run would cost seconds).
+fn tarball_sha256(paths: &Paths, tarball: &Path) -> Result<String> {
+    let meta = std::fs::metadata(tarball)?;
+    let mtime = meta
+        .modified()?
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_nanos();
+    let id = format!("{}:{}:{}", tarball.display(), meta.len(), mtime);
+    let memo = paths.cache.join("src").join("tarball.sha256");
+    if let Some(line) = crate::key::read_stamp(&memo) {
+        if let Some(sha) = line.strip_prefix(&format!("{id} ")) {
+            return Ok(sha.to_string());
+        }
+    }
+    let sha = crate::key::file_sha256(tarball)?;
+    std::fs::create_dir_all(memo.parent().unwrap())?;
+    crate::key::write_stamp(&memo, &format!("{id} {sha}"))?;
+    Ok(sha)
+}
+
 fn has_base(src: &Path) -> bool {
     src.join(".git/refs/tags/base").exists()
 }
 
 fn init_git(sh: &Shell, src: &Path, msg: &str) -> Result<()> {
     let _dir = sh.push_dir(src);
-    cmd!(sh, "git init -q -b base").run()?;
+    cmd!(sh, "git init -q -b upstream").run()?;
     // Debian's tarball ships a .gitignore that ignores everything at the top
     // level ("/*"), so the pristine tree must be added with -f.
     cmd!(sh, "git add -A -f").quiet().ignore_stdout().run()?;
