@@ -44,6 +44,10 @@ vmtest: deps
 vmshell: deps
 	$(XTASK) vmshell $(KARGS)
 
+## mutants: build verifier mutants; the pruning suite must kill every one
+mutants: deps
+	$(XTASK) mutants $(KARGS)
+
 ## report: print the last run's report (out/$(ARCH)/report.json)
 report:
 	$(XTASK) report --arch $(ARCH)
@@ -65,8 +69,8 @@ loom:
 bench:
 	$(CARGO) run -q --release --manifest-path $(TOOLS)/Cargo.toml -p rqspinlock-host --bin bench
 
-## test: everything CI runs: unit-test, loom, vmtest
-test: deps unit-test loom vmtest
+## test: everything CI runs: unit-test, loom, vmtest, mutants
+test: deps unit-test loom vmtest mutants
 
 ## clean: remove out/ and the module's in-place build products
 clean:

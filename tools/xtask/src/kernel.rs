@@ -39,7 +39,12 @@ pub struct Options<'a> {
 }
 
 pub fn build(sh: &Shell, paths: &Paths, opts: &Options) -> Result<Built> {
-    let src = source::prepare(sh, paths, opts.kdir)?;
+    let mut src = source::prepare(sh, paths, opts.kdir)?;
+    if opts.skip_patches {
+        // A separate worktree, so the stock-verifier build never touches the
+        // main tree (or the mtimes its incremental build relies on).
+        src = source::worktree(sh, &src, "nopatches")?;
+    }
     let series_key = series::apply(sh, paths, &src, opts.skip_patches)?;
     let obj = obj_dir(paths, opts.arch, &src, opts.skip_patches)?;
     let config_key = kconfig::configure(paths, opts.arch, &src, &obj, &series_key)?;

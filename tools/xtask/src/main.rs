@@ -8,7 +8,9 @@ mod kconfig;
 mod kernel;
 mod key;
 mod kvm;
+mod lock;
 mod module;
+mod mutants;
 mod paths;
 mod report;
 mod run;
@@ -72,6 +74,8 @@ enum Cmd {
         #[arg(long, env = "ARCH", default_value = "x86_64", value_enum)]
         arch: Arch,
     },
+    /// Build verifier mutants and show that the pruning suite kills each.
+    Mutants(KernelArgs),
     /// Write the mailable series (git format-patch) to out/series/.
     Series(KernelArgs),
 }
@@ -87,6 +91,10 @@ fn real_main() -> Result<()> {
     let cli = Cli::parse();
     let sh = Shell::new()?;
     let paths = Paths::discover()?;
+    let _lock = match cli.cmd {
+        Cmd::Deps | Cmd::Report { .. } | Cmd::Module { .. } => None,
+        _ => Some(lock::acquire(&paths)?),
+    };
     match cli.cmd {
         Cmd::Deps => deps::run(&sh),
         Cmd::Kernel(k) => kernel::build(&sh, &paths, &opts(&k)).map(|_| ()),
@@ -105,6 +113,10 @@ fn real_main() -> Result<()> {
         Cmd::Vmshell(k) => run::vmshell(&sh, &paths, &opts(&k)),
         Cmd::Report { arch } => run::print_report(&paths, arch),
         Cmd::Series(k) => run::series(&sh, &paths, &opts(&k)),
+        Cmd::Mutants(k) => {
+            let code = mutants::run(&sh, &paths, &opts(&k))?;
+            std::process::exit(code)
+        }
     }
 }
 

@@ -63,7 +63,8 @@ pub fn key(paths: &Paths, skip_patches: bool) -> Result<String> {
 pub fn apply(sh: &Shell, paths: &Paths, src: &Path, skip_patches: bool) -> Result<String> {
     let stage = Stage::start("series");
     let key = key(paths, skip_patches)?;
-    let stamp = src.join(".git/rqspin-series-key");
+    // In a worktree .git is a file; keep the stamp next to the tree instead.
+    let stamp = src.with_extension("series-key");
     if key::read_stamp(&stamp).as_deref() == Some(key.as_str()) {
         stage.done(format!("unchanged (key {key})"));
         return Ok(key);
@@ -86,7 +87,13 @@ pub fn apply(sh: &Shell, paths: &Paths, src: &Path, skip_patches: bool) -> Resul
         .ignore_stderr()
         .ignore_status()
         .run();
-    cmd!(sh, "git checkout -q -f -B series {BASE}").run()?;
+    // Branch names are shared between worktrees: one branch per flavour.
+    let branch = if skip_patches {
+        "series-nopatches"
+    } else {
+        "series"
+    };
+    cmd!(sh, "git checkout -q -f -B {branch} {BASE}").run()?;
     let ident = [
         "-c",
         "user.name=rqspin-bpf developers",

@@ -203,3 +203,17 @@ fn init_git(sh: &Shell, src: &Path, msg: &str) -> Result<()> {
     cmd!(sh, "git tag base").run()?;
     Ok(())
 }
+
+/// A git worktree of `src` at `<src>-<name>` on the base commit, created once.
+pub fn worktree(sh: &Shell, src: &Path, name: &str) -> Result<PathBuf> {
+    let mut dir = src.as_os_str().to_owned();
+    dir.push(format!("-{name}"));
+    let dir = PathBuf::from(dir);
+    if !dir.join(".git").exists() {
+        let _d = sh.push_dir(src);
+        cmd!(sh, "git worktree add -q --detach {dir} refs/tags/base")
+            .run()
+            .context("creating a worktree")?;
+    }
+    Ok(dir)
+}
