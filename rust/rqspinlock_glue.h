@@ -38,5 +38,6 @@ void rqspin_c_irq_restore(unsigned long flags);
 u64 rqspin_c_clock_ns(void);
 void rqspin_c_cpu_relax(void);
 bool rqspin_c_in_nmi(void);
+unsigned int rqspin_c_ctx_level(void);
 
 #endif /* _BPF_RQSPINLOCK_GLUE_H */

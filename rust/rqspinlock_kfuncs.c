@@ -47,6 +47,7 @@ struct bpf_rqspin_lock {
  */
 struct bpf_rqspin_guard {
 	struct bpf_rqspin_lock *lock;
+	/* Saved by this attempt; the outermost irqsave guard restores. */
 	unsigned long irq_flags;
 	u32 slot;
 	u32 irqsave;
@@ -138,7 +139,10 @@ __bpf_kfunc void bpf_rqspin_unlock_irqrestore(struct bpf_rqspin_guard *guard)
 /**
  * bpf_rqspin_last_error() - why this CPU's last lock attempt failed
  *
- * Return: 0, -EDEADLK or -ETIMEDOUT.
+ * Kept per interrupt context level, so a program in an interrupt that takes a
+ * lock does not overwrite the reason of the context it interrupted.
+ *
+ * Return: 0, -EDEADLK, -ETIMEDOUT, or -EINVAL for a misaligned lock word.
  */
 __bpf_kfunc int bpf_rqspin_last_error(void)
 {
@@ -151,30 +155,19 @@ BTF_KFUNCS_START(rqspin_kfunc_ids)
 BTF_ID_FLAGS(func, bpf_rqspin_ktime_get_ns, KF_SPIN_LOCK)
 BTF_ID_FLAGS(func, bpf_rqspin_stat_add, KF_SPIN_LOCK)
 BTF_ID_FLAGS(func, bpf_rqspin_stat_sum, KF_SPIN_LOCK)
-BTF_ID_FLAGS(func, bpf_rqspin_lock, KF_ACQUIRE | KF_RET_NULL | KF_SPIN_LOCK)
-BTF_ID_FLAGS(func, bpf_rqspin_lock_irqsave, KF_ACQUIRE | KF_RET_NULL | KF_SPIN_LOCK)
+/*
+ * KF_TRUSTED_ARGS on the lock kfuncs: the lock argument is checked as plain
+ * memory, where the verifier would otherwise accept NULL and maybe-NULL map
+ * value pointers. Alignment it does not check; the Rust side refuses a
+ * misaligned word with -EINVAL.
+ */
+BTF_ID_FLAGS(func, bpf_rqspin_lock, KF_ACQUIRE | KF_RET_NULL | KF_TRUSTED_ARGS | KF_SPIN_LOCK)
+BTF_ID_FLAGS(func, bpf_rqspin_lock_irqsave,
+	     KF_ACQUIRE | KF_RET_NULL | KF_TRUSTED_ARGS | KF_SPIN_LOCK)
 BTF_ID_FLAGS(func, bpf_rqspin_unlock, KF_RELEASE | KF_SPIN_LOCK)
 BTF_ID_FLAGS(func, bpf_rqspin_unlock_irqrestore, KF_RELEASE | KF_SPIN_LOCK)
 BTF_ID_FLAGS(func, bpf_rqspin_last_error, KF_SPIN_LOCK)
 BTF_KFUNCS_END(rqspin_kfunc_ids)
-
-/*
- * Sleepable programs may be preempted and may fault, and this lock disables
- * preemption while held; refuse them at load time. The verifier reports a
- * refused kfunc as "calling kernel function ... is not allowed".
- */
-static int rqspin_kfunc_filter(const struct bpf_prog *prog, u32 kfunc_id)
-{
-	if (!btf_id_set8_contains(&rqspin_kfunc_ids, kfunc_id))
-		return 0;
-	return prog->sleepable ? -EACCES : 0;
-}
-
-static const struct btf_kfunc_id_set rqspin_kfunc_set = {
-	.owner = THIS_MODULE,
-	.set = &rqspin_kfunc_ids,
-	.filter = rqspin_kfunc_filter,
-};
 
 /* Program types that can take a bpf_spin_lock on 6.12. */
 static const enum bpf_prog_type rqspin_prog_types[] = {
@@ -187,12 +180,44 @@ static const enum bpf_prog_type rqspin_prog_types[] = {
 	BPF_PROG_TYPE_STRUCT_OPS,
 };
 
+/*
+ * Refuse at load time (the verifier says "calling kernel function ... is not
+ * allowed"):
+ * - sleepable programs: they may be preempted and may fault, and this lock
+ *   disables preemption while held;
+ * - program types we did not register for but that share a registration
+ *   hook with one we did (TRACING's hook also serves TRACEPOINT, PERF_EVENT
+ *   and LSM; CGROUP_SKB's serves every CGROUP_* type).
+ */
+static int rqspin_kfunc_filter(const struct bpf_prog *prog, u32 kfunc_id)
+{
+	int i;
+
+	if (!btf_id_set8_contains(&rqspin_kfunc_ids, kfunc_id))
+		return 0;
+	if (prog->sleepable)
+		return -EACCES;
+	for (i = 0; i < ARRAY_SIZE(rqspin_prog_types); i++)
+		if (prog->type == rqspin_prog_types[i])
+			return 0;
+	return -EACCES;
+}
+
+static const struct btf_kfunc_id_set rqspin_kfunc_set = {
+	.owner = THIS_MODULE,
+	.set = &rqspin_kfunc_ids,
+	.filter = rqspin_kfunc_filter,
+};
+
 /* Called from the Rust module's init. */
 int rqspin_c_register_kfuncs(void)
 {
 	int i, err;
 
 	BUILD_BUG_ON(sizeof(struct bpf_rqspin_lock) != sizeof(u32));
+	/* The Rust side asserts the same layout (rqspinlock_rs.rs, Guard). */
+	BUILD_BUG_ON(sizeof(struct bpf_rqspin_guard) != 24);
+	BUILD_BUG_ON(offsetof(struct bpf_rqspin_guard, slot) != 16);
 	if (rqspin_rs_guard_size() != sizeof(struct bpf_rqspin_guard))
 		return -EINVAL;
 	for (i = 0; i < ARRAY_SIZE(rqspin_prog_types); i++) {
@@ -271,4 +296,9 @@ void rqspin_c_cpu_relax(void)
 bool rqspin_c_in_nmi(void)
 {
 	return in_nmi();
+}
+
+unsigned int rqspin_c_ctx_level(void)
+{
+	return interrupt_context_level();
 }

@@ -17,7 +17,9 @@
 
 use core::cell::UnsafeCell;
 use core::ffi::c_void;
-use core::sync::atomic::{AtomicI32, AtomicPtr, AtomicU64, Ordering};
+use core::sync::atomic::{
+    compiler_fence, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+};
 
 use kernel::prelude::*;
 
@@ -54,6 +56,7 @@ mod ffi {
         pub(crate) fn rqspin_c_clock_ns() -> u64;
         pub(crate) fn rqspin_c_cpu_relax();
         pub(crate) fn rqspin_c_in_nmi() -> bool;
+        pub(crate) fn rqspin_c_ctx_level() -> c_uint;
     }
 }
 
@@ -65,13 +68,18 @@ const NR_STATS: usize = 16;
 /// (which the algorithm handles by timing out) is reachable from BPF.
 const NR_GUARDS: usize = 64;
 
-/// `struct bpf_rqspin_guard` of `rqspinlock_kfuncs.c`; the C side checks at
-/// init that both agree on the size.
+/// Interrupt context levels (`interrupt_context_level()`: task, softirq,
+/// hardirq, NMI), each with its own `last_error`.
+const NR_CTX_LEVELS: usize = 4;
+
+/// `struct bpf_rqspin_guard` of `rqspinlock_kfuncs.c`. Both sides assert the
+/// layout at compile time, and init checks that they agree on the size.
 #[repr(C)]
 pub struct Guard {
     /// The lock word this guard holds.
     lock: *mut u32,
-    /// Interrupt state to restore on unlock, if `irqsave != 0`.
+    /// Interrupt state saved by this attempt (the outermost irqsave guard
+    /// of the CPU restores its own; see [`PerCpu::irq_exit`]).
     irq_flags: core::ffi::c_ulong,
     /// Index of this guard in its CPU's slots.
     slot: u32,
@@ -79,19 +87,27 @@ pub struct Guard {
     irqsave: u32,
 }
 
+const _: () = assert!(core::mem::size_of::<Guard>() == 24);
+const _: () = assert!(core::mem::offset_of!(Guard, slot) == 16);
+
 /// Everything this module keeps per CPU.
 ///
 /// # Invariants
 ///
 /// All-zero bytes are a valid value (what `alloc_percpu()` returns). Bit `i`
-/// of `guards_used` is set exactly while `guards[i]` belongs to a lock held
-/// on this CPU; only that holder accesses the slot.
+/// of `guards_used` is set from the start of a lock attempt until the lock
+/// is released (or the attempt failed); only that attempt's context
+/// accesses `guards[i]`. `irq_depth` counts the irqsave guards held on this
+/// CPU; while it is non-zero, `irq_outer` holds the interrupt state saved by
+/// the outermost one.
 #[repr(C)]
 struct PerCpu {
     lock: CpuState,
     guards: [UnsafeCell<Guard>; NR_GUARDS],
     guards_used: AtomicU64,
-    last_error: AtomicI32,
+    irq_depth: AtomicU32,
+    irq_outer: AtomicUsize,
+    last_error: [AtomicI32; NR_CTX_LEVELS],
     stats: [AtomicU64; NR_STATS],
 }
 
@@ -118,6 +134,9 @@ fn per_cpu(cpu: u32) -> Option<&'static PerCpu> {
     Some(unsafe { &*ptr.cast::<PerCpu>() })
 }
 
+/// The id of the CPU we run on. Stable for the caller: the lock kfuncs run
+/// with preemption disabled, the others with migration disabled (as every
+/// BPF program does).
 fn this_cpu_id() -> u32 {
     // SAFETY: `raw_smp_processor_id()` has no preconditions.
     unsafe { ffi::rqspin_c_cpu() as u32 }
@@ -141,7 +160,8 @@ unsafe impl Platform for KernelPlatform {
     }
 
     fn nr_cpus() -> u32 {
-        // SAFETY: reads `nr_cpu_ids`, which is fixed after boot.
+        // SAFETY: reads `nr_cpu_ids`, which is fixed after boot; no
+        // preconditions.
         unsafe { ffi::rqspin_c_nr_cpu_ids() }
     }
 
@@ -150,17 +170,20 @@ unsafe impl Platform for KernelPlatform {
     }
 
     fn now_ns() -> u64 {
-        // SAFETY: `ktime_get_mono_fast_ns()` is safe in any context.
+        // SAFETY: `ktime_get_mono_fast_ns()` has no preconditions and is
+        // NMI-safe, so it is callable in every context the lock runs in.
         unsafe { ffi::rqspin_c_clock_ns() }
     }
 
     fn relax() {
-        // SAFETY: `cpu_relax()` has no preconditions.
+        // SAFETY: `cpu_relax()` has no preconditions and is callable in any
+        // context.
         unsafe { ffi::rqspin_c_cpu_relax() }
     }
 
     fn in_nmi() -> bool {
-        // SAFETY: `in_nmi()` reads the preempt count of this CPU.
+        // SAFETY: `in_nmi()` has no preconditions and is callable in any
+        // context; it only reads the preempt count.
         unsafe { ffi::rqspin_c_in_nmi() }
     }
 }
@@ -187,9 +210,64 @@ impl PerCpu {
         }
     }
 
+    /// Frees a slot claimed by [`Self::claim_guard`].
     fn release_guard(&self, slot: usize) {
-        self.guards_used.fetch_and(!(1u64 << slot), Ordering::Relaxed);
+        let bit = 1u64.checked_shl(slot as u32).unwrap_or(0);
+        self.guards_used.fetch_and(!bit, Ordering::Relaxed);
     }
+
+    /// Records an irqsave acquisition; `flags` is what `local_irq_save()`
+    /// returned for it.
+    ///
+    /// Guards may be released out of order (the 6.12 verifier does not
+    /// enforce LIFO for kfunc references), so each guard cannot restore its
+    /// own saved state: releasing the outer one first would turn interrupts
+    /// back on while the inner lock is held, and the inner one would then
+    /// leave them off. Instead only the last irqsave guard released restores,
+    /// and it restores the state saved by the first one taken.
+    ///
+    /// Interrupts are off from here on, so only NMIs can run in between, and
+    /// they leave `irq_depth` as they found it. The compiler fences keep the
+    /// depth and the saved state in the order that makes that true.
+    fn irq_enter(&self, flags: usize) {
+        let depth = self.irq_depth.load(Ordering::Relaxed);
+        self.irq_depth.store(depth + 1, Ordering::Relaxed);
+        compiler_fence(Ordering::SeqCst);
+        if depth == 0 {
+            self.irq_outer.store(flags, Ordering::Relaxed);
+        }
+    }
+
+    /// Undoes [`Self::irq_enter`]; restores interrupts if this was the last
+    /// irqsave guard of the CPU.
+    fn irq_exit(&self) {
+        // Read the state first: once the depth is 0 an NMI may store its own.
+        let outer = self.irq_outer.load(Ordering::Relaxed);
+        compiler_fence(Ordering::SeqCst);
+        let depth = self.irq_depth.load(Ordering::Relaxed).saturating_sub(1);
+        self.irq_depth.store(depth, Ordering::Relaxed);
+        if depth == 0 {
+            // SAFETY: restores the state saved by the outermost
+            // `local_irq_save()` of this CPU, whose lock is now released.
+            unsafe { ffi::rqspin_c_irq_restore(outer as core::ffi::c_ulong) };
+        }
+    }
+
+    /// `last_error` of the interrupt context we run in.
+    fn last_error(&self) -> &AtomicI32 {
+        // SAFETY: `interrupt_context_level()` only reads the preempt count.
+        let level = unsafe { ffi::rqspin_c_ctx_level() } as usize;
+        &self.last_error[level.min(NR_CTX_LEVELS - 1)]
+    }
+}
+
+/// The errno a failed attempt reports, from the kernel's own headers.
+fn errno(err: LockError) -> i32 {
+    let code = match err {
+        LockError::Deadlock => kernel::bindings::EDEADLK,
+        LockError::Timeout => kernel::bindings::ETIMEDOUT,
+    };
+    -(code as i32)
 }
 
 /// Takes `lock` for a BPF program and returns its guard, or null with the
@@ -197,52 +275,66 @@ impl PerCpu {
 ///
 /// # Safety
 ///
-/// `lock` points to 4 bytes of memory, 4-byte aligned, that stay valid while
-/// the calling program runs (the verifier passes a map value pointer checked
-/// against `sizeof(struct bpf_rqspin_lock)`).
+/// `lock` is null or points to 4 bytes of memory that stay valid while the
+/// calling program runs: the verifier checks the argument as memory of
+/// `sizeof(struct bpf_rqspin_lock)` (a map value, in practice) and, with
+/// `KF_TRUSTED_ARGS`, refuses NULL. Alignment is checked here.
 #[no_mangle]
 pub unsafe extern "C" fn rqspin_rs_lock(lock: *mut u32, irqsave: bool) -> *mut Guard {
+    let Some(cpu) = per_cpu(this_cpu_id()) else {
+        return core::ptr::null_mut();
+    };
+    if lock.is_null() || (lock as usize) % core::mem::align_of::<u32>() != 0 {
+        // An atomic access to a misaligned word is undefined behaviour in
+        // Rust, a split-lock trap on x86 and a fault on arm64.
+        cpu.last_error()
+            .store(kernel::error::code::EINVAL.to_errno(), Ordering::Relaxed);
+        return core::ptr::null_mut();
+    }
     // Preemption stays off while the lock is held: a holder that is preempted
     // would make every waiter time out, and the per-CPU guard and held-locks
     // table must stay on one CPU.
     // SAFETY: balanced by `preempt_enable()` on failure or in unlock.
     unsafe { ffi::rqspin_c_preempt_disable() };
+    // Re-read: we may have been migrated before preemption was disabled.
+    let Some(cpu) = per_cpu(this_cpu_id()) else {
+        // SAFETY: balances the `preempt_disable()` above.
+        unsafe { ffi::rqspin_c_preempt_enable() };
+        return core::ptr::null_mut();
+    };
     let flags = if irqsave {
-        // SAFETY: balanced by `local_irq_restore()` on failure or in unlock.
-        unsafe { ffi::rqspin_c_irq_save() }
+        // SAFETY: balanced by `irq_exit()` on failure or in unlock.
+        let flags = unsafe { ffi::rqspin_c_irq_save() };
+        cpu.irq_enter(flags as usize);
+        flags
     } else {
         0
     };
-    let fail = |cpu: Option<&PerCpu>, err: LockError| {
-        if let Some(cpu) = cpu {
-            cpu.last_error.store(err.to_errno(), Ordering::Relaxed);
-        }
+    let fail = |err: LockError| {
+        cpu.last_error().store(errno(err), Ordering::Relaxed);
         if irqsave {
-            // SAFETY: restores what `irq_save()` above returned.
-            unsafe { ffi::rqspin_c_irq_restore(flags) };
+            cpu.irq_exit();
         }
         // SAFETY: balances the `preempt_disable()` above.
         unsafe { ffi::rqspin_c_preempt_enable() };
         core::ptr::null_mut()
     };
-    let Some(cpu) = per_cpu(this_cpu_id()) else {
-        return fail(None, LockError::Deadlock);
-    };
     // More locks held on this CPU than there are guards: report it as a
     // deadlock, as upstream does when it runs out of queue nodes.
     let Some(slot) = cpu.claim_guard() else {
-        return fail(Some(cpu), LockError::Deadlock);
+        return fail(LockError::Deadlock);
     };
-    // SAFETY: the caller guarantees `lock` is valid and aligned for the
-    // program's run; Rust code only accesses it atomically.
+    // SAFETY: `lock` is non-null, aligned and valid for the program's run
+    // (see the function's safety section); Rust only accesses it atomically.
     let rq = unsafe { RqSpinLock::from_ptr(lock) };
     if let Err(err) = rq.lock::<KernelPlatform>() {
         cpu.release_guard(slot);
-        return fail(Some(cpu), err);
+        return fail(err);
     }
-    cpu.last_error.store(0, Ordering::Relaxed);
+    cpu.last_error().store(0, Ordering::Relaxed);
     let guard = cpu.guards[slot].get();
-    // INVARIANT: the slot was claimed above, so only this holder writes it.
+    // INVARIANT: the slot was claimed above and stays claimed until unlock,
+    // so only this holder writes it.
     // SAFETY: `guard` points into this CPU's live per-CPU area.
     unsafe {
         guard.write(Guard {
@@ -255,8 +347,8 @@ pub unsafe extern "C" fn rqspin_rs_lock(lock: *mut u32, irqsave: bool) -> *mut G
     guard
 }
 
-/// Releases the lock a guard holds, restores interrupts if the guard saved
-/// them, and frees the guard.
+/// Releases the lock a guard holds, restores interrupts if this was the
+/// CPU's last irqsave guard, and frees the guard.
 ///
 /// # Safety
 ///
@@ -267,26 +359,27 @@ pub unsafe extern "C" fn rqspin_rs_unlock(guard: *mut Guard) {
     // SAFETY: per the contract the guard is live and owned by the caller;
     // copy it out before the slot is freed and can be reused by an interrupt.
     let g = unsafe { guard.read() };
-    // SAFETY: `g.lock` was valid when locked and the program still runs.
+    // SAFETY: `g.lock` was checked non-null and aligned when locked, and the
+    // program that holds the guard still runs, so the memory is valid.
     let rq = unsafe { RqSpinLock::from_ptr(g.lock) };
-    // SAFETY: the lock was taken by this CPU (preemption is still off) and
-    // has not been released.
+    // SAFETY: the lock was taken on this CPU (preemption has been off since)
+    // and has not been released: the guard is released exactly once.
     unsafe { rq.unlock::<KernelPlatform>() };
     if let Some(cpu) = per_cpu(this_cpu_id()) {
         cpu.release_guard(g.slot as usize);
-    }
-    if g.irqsave != 0 {
-        // SAFETY: restores the state saved when this lock was taken.
-        unsafe { ffi::rqspin_c_irq_restore(g.irq_flags) };
+        if g.irqsave != 0 {
+            cpu.irq_exit();
+        }
     }
     // SAFETY: balances the `preempt_disable()` of `rqspin_rs_lock()`.
     unsafe { ffi::rqspin_c_preempt_enable() };
 }
 
-/// `bpf_rqspin_last_error()`: this CPU's last lock outcome.
+/// `bpf_rqspin_last_error()`: the last lock outcome of this CPU, in the
+/// current interrupt context.
 #[no_mangle]
 pub extern "C" fn rqspin_rs_last_error() -> i32 {
-    per_cpu(this_cpu_id()).map_or(0, |c| c.last_error.load(Ordering::Relaxed))
+    per_cpu(this_cpu_id()).map_or(0, |c| c.last_error().load(Ordering::Relaxed))
 }
 
 /// `bpf_rqspin_ktime_get_ns()`.
@@ -323,6 +416,7 @@ pub extern "C" fn rqspin_rs_guard_size() -> usize {
     core::mem::size_of::<Guard>()
 }
 
+/// The module: owns the per-CPU area; registers the kfuncs on load.
 struct RqSpinLockModule;
 
 impl kernel::Module for RqSpinLockModule {
@@ -333,6 +427,12 @@ impl kernel::Module for RqSpinLockModule {
         if base.is_null() {
             return Err(ENOMEM);
         }
+        if KernelPlatform::nr_cpus() > rqspinlock::MAX_CPUS {
+            // The lock word's tail cannot name every CPU.
+            // SAFETY: nothing uses `base` yet.
+            unsafe { ffi::rqspin_c_free_percpu(base) };
+            return Err(EINVAL);
+        }
         PERCPU.store(base, Ordering::Release);
         // SAFETY: the per-CPU area the kfuncs use is in place.
         let err = unsafe { ffi::rqspin_c_register_kfuncs() };
@@ -342,7 +442,6 @@ impl kernel::Module for RqSpinLockModule {
             unsafe { ffi::rqspin_c_free_percpu(base) };
             return Err(Error::from_errno(err));
         }
-        pr_info!("kfuncs registered ({size} bytes of per-CPU state)\n");
         Ok(RqSpinLockModule)
     }
 }

@@ -40,11 +40,24 @@ impl Arch {
         }
     }
 
-    /// Debian multiarch include directory (for `asm/types.h`).
+    /// Debian multiarch include directory (for `asm/types.h`): the native
+    /// one if this arch's libc headers are installed, else the cross
+    /// toolchain's (`libc6-dev-<arch>-cross`, from `gcc-<triple>`).
     pub fn multiarch_include(self) -> &'static str {
-        match self {
-            Arch::X86_64 => "/usr/include/x86_64-linux-gnu",
-            Arch::Arm64 => "/usr/include/aarch64-linux-gnu",
+        let (native, cross) = match self {
+            Arch::X86_64 => (
+                "/usr/include/x86_64-linux-gnu",
+                "/usr/x86_64-linux-gnu/include",
+            ),
+            Arch::Arm64 => (
+                "/usr/include/aarch64-linux-gnu",
+                "/usr/aarch64-linux-gnu/include",
+            ),
+        };
+        if std::path::Path::new(native).join("asm/types.h").exists() {
+            native
+        } else {
+            cross
         }
     }
 

@@ -40,6 +40,11 @@ const APT_PACKAGES: &[&str] = &[
     "udev",
     "busybox-static",
     "linux-source-6.12",
+    // arm64 guests: the runner's cross linker and C compiler (rootfs.rs and
+    // cross.rs fetch the arm64 packages themselves), and qemu-user to check
+    // that the cross-built runner starts before an emulated boot.
+    "gcc-aarch64-linux-gnu",
+    "qemu-user-static",
 ];
 
 /// QEMU from bookworm conflicts with the preinstalled backported `qemu-utils`

@@ -3,7 +3,10 @@
 //! with virtme-ng and reports what the selftests said.
 
 mod arch;
+mod cross;
+mod debs;
 mod deps;
+mod guest;
 mod kconfig;
 mod kernel;
 mod key;
@@ -13,6 +16,7 @@ mod module;
 mod mutants;
 mod paths;
 mod report;
+mod rootfs;
 mod run;
 mod selftests;
 mod series;

@@ -241,6 +241,7 @@ fn run_suite(
         kvm: false,
         rwdir: &guest,
         console: &console,
+        root: None,
     };
     let mut command = vec![
         tests.runner.display().to_string(),

@@ -12,7 +12,7 @@ use crate::report::{self, Report, TestResult};
 use crate::selftests::{self, Selftests};
 use crate::stage::{print_tail, Stage};
 use crate::vm::{self, Outcome, Vm};
-use crate::{arch::Arch, kvm};
+use crate::{arch::Arch, guest, kvm};
 
 /// Builds everything, boots, runs the selftests and reports. Returns the exit
 /// code for the process: 0 only if every test passed and the kernel did not
@@ -26,6 +26,7 @@ pub fn vmtest(sh: &Shell, paths: &Paths, opts: &Options) -> Result<i32> {
     std::fs::create_dir_all(&guest)?;
     let console = out.join("console.log");
     let image = built.image();
+    let root = guest::root_for(paths, opts.arch)?;
     let mut vm = Vm {
         arch: opts.arch,
         image: &image,
@@ -34,6 +35,7 @@ pub fn vmtest(sh: &Shell, paths: &Paths, opts: &Options) -> Result<i32> {
         kvm: false,
         rwdir: &guest,
         console: &console,
+        root: root.as_deref(),
     };
     vm.kvm = kvm::decide(paths, &vm)?;
     let deadline = vm::deadline(vm.kvm);
@@ -44,7 +46,8 @@ pub fn vmtest(sh: &Shell, paths: &Paths, opts: &Options) -> Result<i32> {
         if vm.kvm { "KVM" } else { "TCG" },
         deadline.as_secs()
     ));
-    let command = runner_command(&tests, &guest);
+    let (in_guest, guest_out) = guest::stage(opts.arch, &tests, &guest, vm.root)?;
+    let command = runner_command(&in_guest, &guest_out);
     let start = Instant::now();
     let (outcome, _stdout) = vm.run(&command, deadline, "")?;
     let vm_seconds = start.elapsed().as_secs_f64();
@@ -191,6 +194,7 @@ pub fn vmshell(sh: &Shell, paths: &Paths, opts: &Options) -> Result<()> {
     std::fs::create_dir_all(&guest)?;
     let image = built.image();
     let console = out.join("vmshell-console.log");
+    let root = guest::root_for(paths, opts.arch)?;
     let mut vm = Vm {
         arch: opts.arch,
         image: &image,
@@ -199,15 +203,17 @@ pub fn vmshell(sh: &Shell, paths: &Paths, opts: &Options) -> Result<()> {
         kvm: false,
         rwdir: &guest,
         console: &console,
+        root: root.as_deref(),
     };
     vm.kvm = kvm::decide(paths, &vm)?;
     let mut args = vm.vng_args();
     // Interactive: no console capture.
     args.retain(|a| a != "--verbose");
-    let cmdline = runner_command(&tests, &guest).join(" ");
+    let (in_guest, guest_out) = guest::stage(opts.arch, &tests, &guest, vm.root)?;
+    let cmdline = runner_command(&in_guest, &guest_out).join(" ");
     println!(
         "In the guest:\n  run all selftests:  {cmdline}\n  load modules only:  insmod {}",
-        tests
+        in_guest
             .modules
             .iter()
             .map(|m| m.display().to_string())

@@ -112,10 +112,7 @@ fn build_testmod(paths: &Paths, kernel: &Built, dir: &Path, log: &Path) -> Resul
 
 fn build_runner(paths: &Paths, arch: Arch, log: &Path) -> Result<PathBuf> {
     if arch != Arch::host() {
-        bail!(
-            "cross-building the runner for {} is not supported yet",
-            arch.name()
-        );
+        return crate::cross::build_runner(paths, arch, log);
     }
     let manifest = paths.repo.join("tools/Cargo.toml");
     let mut cargo = Command::new("cargo");
@@ -128,5 +125,8 @@ fn build_runner(paths: &Paths, arch: Arch, log: &Path) -> Result<PathBuf> {
         .arg("--manifest-path")
         .arg(&manifest);
     run_logged(cargo, log, "building bpf-runner")?;
-    Ok(paths.repo.join("tools/target/release/bpf-runner"))
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| paths.repo.join("tools/target"));
+    Ok(target.join("release/bpf-runner"))
 }

@@ -25,6 +25,10 @@ pub struct Vm<'a> {
     pub rwdir: &'a Path,
     /// Where the guest console (kernel log) goes.
     pub console: &'a Path,
+    /// The guest's root filesystem; `None` boots on the host's own root
+    /// (read-only). A foreign architecture needs one ([`crate::rootfs`]);
+    /// `rwdir` is then mounted at [`crate::rootfs::GUEST_MOUNT`].
+    pub root: Option<&'a Path>,
 }
 
 /// How a guest run ended.
@@ -48,7 +52,14 @@ impl Vm<'_> {
             self.memory.into(),
             "--user".into(),
             "root".into(),
-            format!("--rwdir={}", self.rwdir.display()),
+            match self.root {
+                None => format!("--rwdir={}", self.rwdir.display()),
+                Some(_) => format!(
+                    "--rwdir={}={}",
+                    crate::rootfs::GUEST_MOUNT,
+                    self.rwdir.display()
+                ),
+            },
             // Kernel messages on stderr, which we save as the console log.
             "--verbose".into(),
             // Boot messages go to the serial console; also mirror warnings.
@@ -61,6 +72,20 @@ impl Vm<'_> {
         if self.arch != Arch::host() {
             args.push("--arch".into());
             args.push(self.arch.name().into());
+        }
+        if let Some(root) = self.root {
+            args.push("--root".into());
+            args.push(root.display().to_string());
+            // The root's static busybox, for when vng builds an initramfs
+            // (the host's is x86_64).
+            args.push("--busybox".into());
+            args.push(crate::rootfs::busybox(root).display().to_string());
+        }
+        if self.arch == Arch::Arm64 && !self.kvm {
+            // vng's TCG default is a Cortex-A57 (ARMv8.0). `max` has the
+            // newer features an arm64 kernel and JIT use; pauth-impdef swaps
+            // QEMU's slow architected pointer-auth hash for a cheap one.
+            args.push("--qemu-opts=-cpu max,pauth-impdef=on".into());
         }
         args
     }
