@@ -17,7 +17,7 @@ KARGS	:= --arch $(ARCH) $(if $(KDIR),--kdir $(KDIR))
 
 export TESTS
 
-.PHONY: module deps kernel selftests vmtest vmshell report series test \
+.PHONY: module deps kernel selftests vmtest vmtest-arm64 vmshell report series test \
 	unit-test loom bench mutants help clean
 
 ## module: build rust/ out of tree against KDIR (default: the pipeline's x86_64 kernel)
@@ -39,6 +39,10 @@ selftests: deps
 ## vmtest: everything above, then boot with vng and run the selftests
 vmtest: deps
 	$(XTASK) vmtest $(KARGS)
+
+## vmtest-arm64: the same for arm64 (cross-built kernel, arm64 guest root, TCG)
+vmtest-arm64: deps
+	$(XTASK) vmtest --arch arm64 $(if $(KDIR),--kdir $(KDIR))
 
 ## vmshell: interactive vng shell on the built kernel, selftests at hand
 vmshell: deps
@@ -69,8 +73,8 @@ loom:
 bench:
 	$(CARGO) run -q --release --manifest-path $(TOOLS)/Cargo.toml -p rqspinlock-host --bin bench
 
-## test: everything CI runs: unit-test, loom, vmtest, mutants
-test: deps unit-test loom vmtest mutants
+## test: everything CI runs: unit-test, loom, vmtest (x86_64 and arm64), mutants
+test: deps unit-test loom vmtest vmtest-arm64 mutants
 
 ## clean: remove out/ and the module's in-place build products
 clean:
@@ -81,7 +85,7 @@ clean:
 ## help: this list
 help:
 	@echo "Targets:"
-	@sed -n 's/^## \([a-z-]*\): \(.*\)/  \1\t\2/p' $(firstword $(MAKEFILE_LIST)) | expand -t 14
+	@sed -n 's/^## \([a-z0-9-]*\): \(.*\)/  \1\t\2/p' $(firstword $(MAKEFILE_LIST)) | expand -t 16
 	@echo "Variables:"
 	@echo "  KDIR=DIR      a 6.12.y kernel tree (for vmtest: copied into the cache, never modified;"
 	@echo "                for module: a configured and built tree with CONFIG_RUST and BTF)"

@@ -4,21 +4,19 @@
 //! runs in a VM. A mutant is killed when some test fails on it. The suite
 //! must also pass, first, on the unmutated kernel.
 //!
-//! Mutant kernels are built in their own copy of the `O=` directory, so the
-//! kernel that `vmtest` tests is never a mutant, even after an interrupted
-//! run. The mutation is applied to the shared source tree only while the
+//! Mutant kernels are built in their own `O=` directory, so the kernel that
+//! `vmtest` tests is never a mutant, even after an interrupted run. The mutation is applied to the shared source tree only while the
 //! pipeline lock is held, and undone with the original mtime, so the main
 //! build does not see a change.
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use serde::Serialize;
-use xshell::{cmd, Shell};
+use xshell::Shell;
 
 use crate::kernel::{self, Built, Options};
-use crate::key;
 use crate::paths::Paths;
 use crate::report;
 use crate::selftests::{self, Selftests};
@@ -161,24 +159,18 @@ fn mutant_patches(paths: &Paths) -> Result<Vec<PathBuf>> {
     Ok(v)
 }
 
-/// The mutant build directory: a copy of the main one, refreshed whenever
-/// the main build changed.
+/// The mutant build directory: a build directory of its own, built from the
+/// same source tree with the same `.config`. Not a copy of the main one:
+/// copying an `O=` directory makes kbuild relink objtool (its build records
+/// absolute paths) and every object depends on objtool, so a copy rebuilds
+/// everything. Kept across runs, it rebuilds only what changed, like the
+/// main one.
 fn mutant_obj(paths: &Paths, built: &Built) -> Result<PathBuf> {
-    let obj = paths
-        .kernel_obj(built.arch)
-        .with_file_name(format!("{}-mutant", built.arch.name()));
-    let stamp = obj.join(".rqspin-copied-from");
-    if key::read_stamp(&stamp).as_deref() != Some(built.key.as_str()) {
-        let stage = Stage::start("mutants: copying the build directory");
-        std::fs::create_dir_all(&obj)?;
-        let from = format!("{}/", built.obj.display());
-        let to = format!("{}/", obj.display());
-        let sh = Shell::new()?;
-        cmd!(sh, "rsync -a --delete {from} {to}")
-            .run()
-            .context("copying the build directory")?;
-        key::write_stamp(&stamp, &built.key)?;
-        stage.done(obj.display().to_string());
+    let obj = paths.kernel_obj(built.arch).with_file_name(format!("{}-mutant", built.arch.name()));
+    std::fs::create_dir_all(&obj)?;
+    let config = std::fs::read(built.obj.join(".config"))?;
+    if std::fs::read(obj.join(".config")).ok().as_deref() != Some(config.as_slice()) {
+        std::fs::write(obj.join(".config"), &config)?;
     }
     Ok(obj)
 }

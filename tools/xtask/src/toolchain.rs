@@ -41,6 +41,10 @@ pub fn kbuild(paths: &Paths, src: &Path) -> Command {
     let mut make = Command::new("make");
     make.arg("-C").arg(src).arg("LLVM=1").arg("CC=ccache clang");
     make.env("CCACHE_DIR", paths.ccache());
+    // With debug info, ccache hashes the working directory (the O= dir), so
+    // the main, mutant and stock-verifier builds would never share a hit.
+    // Only DWARF's comp_dir then names another build dir; BTF does not use it.
+    make.env("CCACHE_NOHASHDIR", "1");
     if std::env::var_os("LIBCLANG_PATH").is_none() && Path::new(LIBCLANG_14).exists() {
         make.env("LIBCLANG_PATH", LIBCLANG_14);
     }
