@@ -11,10 +11,13 @@ use super::word::LockWord;
 ///
 /// `lock()` either takes the lock or fails with [`LockError`] after detecting
 /// an AA/ABBA deadlock or after a timeout (0.25 s as the pending waiter,
-/// 0.5 s as the queue head). The word may be overwritten by untrusted code at
-/// any time; that can break mutual exclusion for this lock and make attempts
-/// time out, but never panics, never indexes out of bounds and never hangs
-/// (see the module docs of `slowpath`).
+/// 0.5 s as the queue head, 1 s behind another waiter; an attempt returns
+/// within about 1.75 s plus the time CPUs queued ahead of it are held up by
+/// interrupts, NMIs or a hypervisor). The word may be overwritten by
+/// untrusted code at any time; that can break mutual exclusion for this lock
+/// and make attempts time out, but never panics, never indexes out of
+/// bounds, never loosens those time bounds and never disturbs the queues of
+/// other locks (see the module docs of `slowpath`).
 ///
 /// `repr(transparent)` over the `u32` of `struct bpf_res_spin_lock`.
 #[repr(transparent)]
@@ -150,11 +153,16 @@ impl Default for RqSpinLock {
 /// forever. Shares the MCS nodes and the slow path with [`RqSpinLock`]; it
 /// exists to measure what the resilience costs. Not for words untrusted code
 /// can write.
+///
+/// Only in the host's benchmark build (`cfg(rqspin_bench)`, set by
+/// `tools/rqspinlock-host/build.rs`): the kernel module never contains it.
+#[cfg(rqspin_bench)]
 #[repr(transparent)]
 pub struct QueuedSpinLock {
     word: LockWord,
 }
 
+#[cfg(rqspin_bench)]
 impl QueuedSpinLock {
     /// An unlocked lock.
     #[cfg(not(loom))]
@@ -212,6 +220,7 @@ impl QueuedSpinLock {
     }
 }
 
+#[cfg(rqspin_bench)]
 impl Default for QueuedSpinLock {
     fn default() -> Self {
         Self::new()

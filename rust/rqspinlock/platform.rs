@@ -54,7 +54,8 @@ impl CpuState {
         &self.held
     }
 
-    /// Number of MCS nodes currently in use on this CPU.
+    /// Number of MCS node slots reserved on this CPU (0 when no slow path
+    /// runs on it; a slot skipped because its node is abandoned counts).
     pub fn nesting(&self) -> u32 {
         self.nodes[0].nesting()
     }
@@ -92,8 +93,12 @@ impl Default for CpuState {
 /// - [`Platform::cpu`] `< nr_cpus() <= MAX_CPUS`.
 ///
 /// The clock and `relax` carry no safety requirement, but timeouts are only
-/// as good as the clock: it must be monotonic and callable in any context the
-/// lock is used in (NMI included).
+/// as good as the clock: it must be monotonic on each CPU, roughly
+/// consistent across CPUs (the time bounds documented in `slowpath` assume
+/// it; mutual exclusion never depends on it, as only times read on one CPU
+/// are compared), and callable in any context the lock is used in (NMI
+/// included). [`Platform::cpu_state`] must be callable from NMI context too:
+/// it runs inside every waiting loop.
 pub unsafe trait Platform {
     /// Bounded number of re-reads while a pending→locked hand-over is in
     /// flight (upstream `_Q_PENDING_LOOPS`: 1 generically, 512 on x86).
@@ -128,4 +133,21 @@ pub unsafe trait Platform {
     /// Whether we run in NMI context (`in_nmi()`). An NMI that is not the
     /// first slow-path waiter on its CPU only tries the lock once.
     fn in_nmi() -> bool;
+
+    /// Test hook, called at points where a real CPU can be held up for an
+    /// arbitrary time (an interrupt, an NMI, a hypervisor preempting the
+    /// vCPU), so that host tests can provoke the races that follow. The
+    /// kernel keeps the empty default, which compiles to nothing.
+    #[inline(always)]
+    fn delay_point(_point: DelayPoint) {}
+}
+
+/// Where [`Platform::delay_point`] is called.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DelayPoint {
+    /// The MCS node is initialised for this lock, the tail not yet published.
+    BeforePublish,
+    /// The tail is published (`xchg_tail()` done), not yet linked behind the
+    /// predecessor.
+    AfterPublish,
 }

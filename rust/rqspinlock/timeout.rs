@@ -27,6 +27,12 @@ pub const DEF_TIMEOUT_NS: u64 = 250_000_000;
 /// may be ahead of it.
 pub const HEAD_TIMEOUT_NS: u64 = 2 * DEF_TIMEOUT_NS;
 
+/// How long a waiter behind another one waits before it asks the queue to
+/// abort (upstream has no such limit: its non-head waiters wait for the head
+/// however long the queue is). Together with the head's own deadline this
+/// bounds every attempt; see `slowpath`.
+pub const NON_HEAD_ABORT_NS: u64 = 4 * DEF_TIMEOUT_NS;
+
 /// Minimum spacing of ABBA checks (upstream `NSEC_PER_MSEC`).
 pub const ABBA_INTERVAL_NS: u64 = 1_000_000;
 

@@ -16,8 +16,13 @@
 //! (and loom) do not define mixed-size atomic accesses to the same location,
 //! so every helper is a 32-bit load, store or read-modify-write. This is the
 //! shape qspinlock itself uses when `_Q_PENDING_BITS != 8`. The price is that
-//! `xchg_tail` is a CAS loop and unlock is a locked RMW instead of a byte
-//! store.
+//! every read-modify-write is a compare-and-exchange loop and unlock is an
+//! RMW instead of a byte store. Every such loop is bounded
+//! ([`WORD_RMW_TRIES`]): the word is writable by BPF programs, and on LL/SC
+//! machines a program storing to it in a loop could otherwise starve us
+//! forever with preemption off. Each caller has a failure path that runs
+//! before it published anything; only unlock cannot fail, see
+//! [`LockWord::unlock`].
 //!
 //! The word lives in BPF-writable memory (`struct bpf_res_spin_lock { u32 val; }`)
 //! in our 6.12 port, so any value may appear at any time. Nothing here trusts
@@ -118,15 +123,59 @@ impl LockWord {
         self.0.store(val, Ordering::Relaxed)
     }
 
+    /// One bounded compare-and-exchange loop on the word.
+    ///
+    /// `f` maps the current value to the new one, or refuses (`None`). The
+    /// loop gives up after [`WORD_RMW_TRIES`] failed attempts: on LL/SC
+    /// machines (arm64 without LSE) a BPF program storing to the word in a
+    /// loop can make every store-exclusive fail, and we may be spinning with
+    /// preemption or interrupts off. Weak exchanges, so that one attempt is
+    /// one LL/SC pair and the bound is real (a strong exchange is itself a
+    /// retry loop there). The lock's own traffic cannot exhaust the bound:
+    /// each failure means another RMW on the word succeeded, and a lock
+    /// operation makes at most a handful of them.
+    ///
+    /// `guess` is the value the caller expects (saves a load when right).
+    /// `observe` orders every read of the word that is not a successful
+    /// exchange (the first load and failed exchanges).
+    fn update(
+        &self,
+        guess: Option<u32>,
+        success: Ordering,
+        observe: Ordering,
+        mut f: impl FnMut(u32) -> Option<u32>,
+    ) -> Update {
+        let mut old = match guess {
+            Some(v) => v,
+            None => self.0.load(observe),
+        };
+        for _ in 0..WORD_RMW_TRIES {
+            let Some(new) = f(old) else {
+                return Update::Refused(old);
+            };
+            match self.0.compare_exchange_weak(old, new, success, observe) {
+                Ok(prev) => return Update::Done(prev),
+                Err(cur) => old = cur,
+            }
+        }
+        Update::Starved
+    }
+
     /// Fast path `0,0,0 -> 0,0,1`; on failure returns the value seen.
     ///
     /// Acquire on success: everything the previous owner wrote before its
-    /// release in [`Self::unlock`] is visible to the critical section.
+    /// release in [`Self::unlock`] is visible to the critical section. A
+    /// starved or spuriously failing exchange reports 0, which the slow
+    /// path handles like any other value.
     #[inline(always)]
     pub(crate) fn try_lock_fast(&self) -> Result<(), u32> {
-        self.0
-            .compare_exchange(0, LOCKED_VAL, Ordering::Acquire, Ordering::Relaxed)
-            .map(|_| ())
+        match self.update(Some(0), Ordering::Acquire, Ordering::Relaxed, |v| {
+            (v == 0).then_some(LOCKED_VAL)
+        }) {
+            Update::Done(_) => Ok(()),
+            Update::Refused(v) => Err(v),
+            Update::Starved => Err(0),
+        }
     }
 
     /// `queued_spin_trylock()`: one attempt, only on an entirely free word.
@@ -137,97 +186,126 @@ impl LockWord {
         self.0.load(Ordering::Relaxed) == 0 && self.try_lock_fast().is_ok()
     }
 
-    /// `queued_fetch_set_pending_acquire()`.
+    /// `queued_fetch_set_pending_acquire()`; `None` if starved. `seen` is
+    /// the value the caller last saw.
     ///
     /// Acquire: if the returned value shows the lock free (`0,0,0 -> 0,1,0`)
     /// we own it right away and must see the previous owner's writes.
-    pub(crate) fn fetch_set_pending_acquire(&self) -> u32 {
-        self.0.fetch_or(PENDING_VAL, Ordering::Acquire)
+    pub(crate) fn fetch_set_pending_acquire(&self, seen: u32) -> Option<u32> {
+        match self.update(Some(seen), Ordering::Acquire, Ordering::Relaxed, |v| {
+            Some(v | PENDING_VAL)
+        }) {
+            Update::Done(prev) => Some(prev),
+            Update::Refused(_) | Update::Starved => None,
+        }
     }
 
-    /// `clear_pending()`: `*,1,* -> *,0,*`.
+    /// `clear_pending()`: `*,1,* -> *,0,*`; `false` if starved.
     ///
     /// Relaxed: the pending bit carries no data; it only tells later lockers
     /// to queue. Clears the whole byte so a scribbled byte cannot stay stuck.
-    pub(crate) fn clear_pending(&self) {
-        self.0.fetch_and(!PENDING_MASK, Ordering::Relaxed);
+    pub(crate) fn clear_pending(&self) -> bool {
+        if NATIVE_RMW {
+            self.0.fetch_and(!PENDING_MASK, Ordering::Relaxed);
+            return true;
+        }
+        matches!(
+            self.update(None, Ordering::Relaxed, Ordering::Relaxed, |v| Some(
+                v & !PENDING_MASK
+            )),
+            Update::Done(_)
+        )
     }
 
-    /// `clear_pending_set_locked()`: `*,1,0 -> *,0,1`.
+    /// `clear_pending_set_locked()`: `*,1,0 -> *,0,1`; `false` if starved.
     ///
     /// Relaxed: the acquire load that saw `locked == 0` already ordered the
-    /// critical section after the previous owner's release. The add is the
-    /// `_Q_PENDING_BITS != 8` form; while we own pending and `locked == 0`
-    /// nobody else can change those bits (fast path and trylock need an
-    /// all-zero word, the head waits for pending to clear).
-    pub(crate) fn clear_pending_set_locked(&self) {
-        self.0
-            .fetch_add(LOCKED_VAL.wrapping_sub(PENDING_VAL), Ordering::Relaxed);
+    /// critical section after the previous owner's release. An exchange
+    /// rather than upstream's `fetch_add(1 - PENDING)`: if a program cleared
+    /// the pending byte, the add would borrow from the tail bits and corrupt
+    /// the tail; this only ever rewrites the locked and pending bytes.
+    pub(crate) fn clear_pending_set_locked(&self) -> bool {
+        matches!(
+            self.update(None, Ordering::Relaxed, Ordering::Relaxed, |v| Some(
+                (v & TAIL_MASK) | LOCKED_VAL
+            )),
+            Update::Done(_)
+        )
     }
 
-    /// `set_locked()`: `*,*,0 -> *,*,1` for the head when others are queued.
+    /// `set_locked()`: `*,*,0 -> *,*,1` for the head when others are
+    /// queued; `false` if starved.
     ///
     /// Relaxed: as in [`Self::clear_pending_set_locked`], the head's acquire
     /// wait already synchronised with the last unlock; while `locked` and
     /// `pending` are both clear and we are head, nobody else sets them.
-    pub(crate) fn set_locked(&self) {
-        self.0.fetch_or(LOCKED_VAL, Ordering::Relaxed);
+    pub(crate) fn set_locked(&self) -> bool {
+        if NATIVE_RMW {
+            self.0.fetch_or(LOCKED_VAL, Ordering::Relaxed);
+            return true;
+        }
+        matches!(
+            self.update(None, Ordering::Relaxed, Ordering::Relaxed, |v| Some(
+                v | LOCKED_VAL
+            )),
+            Update::Done(_)
+        )
     }
 
-    /// `xchg_tail()`: publish `tail`, keep locked/pending, return the old word.
+    /// `xchg_tail()`: publish `tail`, keep locked/pending, return the old
+    /// word; `None` if starved (nothing was published then).
     ///
     /// Release replaces qspinlock's `smp_wmb()` before the xchg: our node's
-    /// initialisation (`locked = 0`, `next = NULL`, owner fields) must be
-    /// visible to whoever finds the node through this tail. Acquire pairs with
-    /// the release of the previous tail's own `xchg_tail`, so the previous
-    /// node's owner fields we validate before linking are up to date (C relies
-    /// on the address dependency through `decode_tail()` for this; Rust has no
-    /// consume ordering). Intervening RMWs (pending, locked bits) continue
-    /// the release sequence, so the pairing holds however many there are.
-    pub(crate) fn xchg_tail(&self, tail: u32) -> u32 {
-        let mut old = self.0.load(Ordering::Relaxed);
-        loop {
-            let new = (old & !TAIL_MASK) | tail;
-            match self
-                .0
-                .compare_exchange_weak(old, new, Ordering::AcqRel, Ordering::Relaxed)
-            {
-                Ok(prev) => return prev,
-                Err(cur) => old = cur,
-            }
+    /// initialisation (`locked = 0`, `next`, owner fields) must be visible to
+    /// whoever finds the node through this tail. Acquire pairs with the
+    /// release of the previous tail's own `xchg_tail`, so the previous
+    /// node's owner fields we validate before linking are up to date (C
+    /// relies on the address dependency through `decode_tail()` for this;
+    /// Rust has no consume ordering). Intervening RMWs (pending, locked
+    /// bits) continue the release sequence, so the pairing holds however
+    /// many there are.
+    pub(crate) fn xchg_tail(&self, tail: u32) -> Option<u32> {
+        match self.update(None, Ordering::AcqRel, Ordering::Relaxed, |v| {
+            Some((v & !TAIL_MASK) | tail)
+        }) {
+            Update::Done(prev) => Some(prev),
+            Update::Refused(_) | Update::Starved => None,
         }
     }
 
     /// `try_cmpxchg_tail()`: `tail,*,* -> new_tail,*,*` if the tail is still
-    /// `tail`, keeping the locked and pending bits.
+    /// `tail`, keeping the locked and pending bits. `false` if the tail is
+    /// different or if starved; callers then wait (boundedly) for a
+    /// successor, which is their safe choice either way.
     ///
-    /// Relaxed, as upstream: it only detaches a queue that is being torn down
-    /// (timeout or deadlock at the head); no data is published through it.
+    /// Relaxed on success, as upstream: it only detaches a queue that is
+    /// being torn down (timeout or deadlock at the head); no data is
+    /// published through it. Acquire when it sees another tail: that
+    /// observation synchronises with the successor's `xchg_tail()`, which
+    /// the abandoned-node scan relies on (see `slowpath`).
     pub(crate) fn try_cmpxchg_tail(&self, tail: u32, new_tail: u32) -> bool {
-        let mut old = self.0.load(Ordering::Relaxed);
-        loop {
-            if old & TAIL_MASK != tail {
-                return false;
-            }
-            let new = (old & !TAIL_MASK) | new_tail;
-            match self
-                .0
-                .compare_exchange_weak(old, new, Ordering::Relaxed, Ordering::Relaxed)
-            {
-                Ok(_) => return true,
-                Err(cur) => old = cur,
-            }
-        }
+        matches!(
+            self.update(None, Ordering::Relaxed, Ordering::Acquire, |v| {
+                (v & TAIL_MASK == tail).then_some((v & !TAIL_MASK) | new_tail)
+            }),
+            Update::Done(_)
+        )
     }
 
     /// Head, alone in the queue: `tail,0,0 -> 0,0,1`.
     ///
-    /// Relaxed, as upstream: the head's acquire wait already ordered us after
-    /// the last unlock; failure only means somebody queued behind us.
+    /// Relaxed on success, as upstream: the head's acquire wait already
+    /// ordered us after the last unlock; failure only means somebody queued
+    /// behind us (or we were starved, and take the contended path, which is
+    /// always correct). Acquire on failure for the same reason as in
+    /// [`Self::try_cmpxchg_tail`].
     pub(crate) fn try_claim_uncontended(&self, seen: u32) -> bool {
-        self.0
-            .compare_exchange(seen, LOCKED_VAL, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
+        matches!(
+            self.update(Some(seen), Ordering::Relaxed, Ordering::Acquire, |v| {
+                (v == seen).then_some(LOCKED_VAL)
+            }),
+            Update::Done(_)
+        )
     }
 
     /// Unlock: `*,*,1 -> *,*,0`.
@@ -235,9 +313,49 @@ impl LockWord {
     /// Release: the critical section's accesses happen-before the next owner's
     /// acquire (fast path cmpxchg, pending wait or head wait). Upstream uses
     /// `smp_store_release()` on the locked byte; we clear the byte with a
-    /// 32-bit RMW (see the module docs) so concurrent tail/pending updates by
-    /// waiters are never lost.
+    /// 32-bit exchange (see the module docs) so concurrent tail/pending
+    /// updates by waiters are never lost.
+    ///
+    /// Unlock must complete, so it cannot give up like the others: after
+    /// [`WORD_RMW_TRIES`] failed exchanges (only possible while something
+    /// stores to the word in a loop, i.e. a scribbled word) it falls back to
+    /// one release store of the last value seen with the locked byte
+    /// cleared. A single store always completes; it may overwrite a tail or
+    /// pending update that raced with it, which only affects this lock,
+    /// whose word is being scribbled on anyway.
     pub(crate) fn unlock(&self) {
-        self.0.fetch_and(!LOCKED_MASK, Ordering::Release);
+        if NATIVE_RMW {
+            self.0.fetch_and(!LOCKED_MASK, Ordering::Release);
+            return;
+        }
+        let mut last = 0;
+        let res = self.update(None, Ordering::Release, Ordering::Relaxed, |v| {
+            last = v;
+            Some(v & !LOCKED_MASK)
+        });
+        if !matches!(res, Update::Done(_)) {
+            self.0.store(last & !LOCKED_MASK, Ordering::Release);
+        }
     }
+}
+
+/// Whether an RMW whose result we do not need is one instruction that
+/// always completes (x86 `lock and`/`lock or`: the core holds the cache line
+/// for the whole operation, so no store can make it fail or retry). Then
+/// unlock, `clear_pending()` and `set_locked()` use it directly; elsewhere
+/// (LL/SC) they go through the bounded [`LockWord::update`]. Both variants
+/// are compiled (and checked) everywhere; the other one is dead code.
+const NATIVE_RMW: bool = cfg!(any(target_arch = "x86", target_arch = "x86_64"));
+
+/// Maximum number of failed exchanges in one bounded word update.
+pub(crate) const WORD_RMW_TRIES: u32 = 1 << 12;
+
+/// Outcome of [`LockWord::update`].
+enum Update {
+    /// Exchanged; the previous value.
+    Done(u32),
+    /// The update function declined this value.
+    Refused(u32),
+    /// Gave up after [`WORD_RMW_TRIES`] failed exchanges.
+    Starved,
 }

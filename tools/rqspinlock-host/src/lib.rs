@@ -12,7 +12,8 @@
 //! From `tools/`:
 //!
 //! - std tests (stress, AA/ABBA, timeouts, scribbled words, out-of-order
-//!   unlock): `cargo test -p rqspinlock-host`
+//!   unlock, queue races provoked through `Platform::delay_point`, time
+//!   bounds of long queues): `cargo test -p rqspinlock-host`
 //! - loom models (2–3 threads, bounded preemptions, < 60 s):
 //!   `RUSTFLAGS="--cfg loom" cargo test -p rqspinlock-host --release --test loom`
 //! - benchmark (resilient vs plain queued vs test-and-set lock):

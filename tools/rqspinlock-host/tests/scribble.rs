@@ -158,3 +158,43 @@ fn random_words_under_contention() {
     }
     assert_cpu_idle();
 }
+
+/// A program clears the pending byte (and the locked byte, and writes a
+/// tail) while a pending waiter waits. Upstream's `clear_pending_set_locked`
+/// is `fetch_add(1 - PENDING)`, which then borrows from the tail bits; the
+/// tail must survive untouched and the pending byte must be clear.
+#[test]
+fn cleared_pending_byte_does_not_corrupt_tail() {
+    let lock = RqSpinLock::new();
+    let garbage = tail(MAX_HOST_CPUS - 1, 2);
+    lock.lock::<P>().unwrap();
+    let seen = thread::scope(|s| {
+        let waiter = s.spawn(|| {
+            let res = lock.lock::<P>().map(|()| lock.value());
+            if res.is_ok() {
+                // SAFETY: just acquired on this thread.
+                unsafe { lock.unlock::<P>() };
+            }
+            assert_cpu_idle();
+            res
+        });
+        let start = Instant::now();
+        while lock.value() != 0x101 {
+            assert!(
+                start.elapsed() < Duration::from_secs(1),
+                "no pending waiter"
+            );
+            thread::yield_now();
+        }
+        // "Unlock" by scribbling: locked and pending cleared, a tail set.
+        lock.store_raw(garbage);
+        waiter.join().unwrap()
+    });
+    assert_eq!(seen, Ok(garbage | 1), "word inside the critical section");
+    // Our own held-table entry is still there; drop it.
+    // SAFETY: this thread took the lock above (the scribble released it).
+    unsafe { lock.unlock::<P>() };
+    assert_eq!(lock.value(), garbage);
+    lock.store_raw(0);
+    assert_cpu_idle();
+}
