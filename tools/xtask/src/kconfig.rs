@@ -43,7 +43,7 @@ pub fn configure(
         return Ok(key);
     }
     std::fs::create_dir_all(obj)?;
-    let log = obj.join("../config.log");
+    let log = obj.with_extension("config.log");
     let _ = std::fs::remove_file(&log);
     let make = |target: &str| {
         let mut m = toolchain::kbuild(paths, src);

@@ -66,7 +66,8 @@ pub fn build(sh: &Shell, paths: &Paths, opts: &Options) -> Result<Built> {
         stage.done(format!("up to date (key {key})"));
         return Ok(built);
     }
-    let log = obj.join("../build-".to_string() + opts.arch.name() + ".log");
+    // One log per build directory (main, stock-verifier, mutant).
+    let log = obj.with_extension("build.log");
     let _ = std::fs::remove_file(&log);
     let mut make = toolchain::kbuild(paths, &src);
     make.arg(format!("O={}", obj.display()))

@@ -108,6 +108,7 @@ impl Vm<'_> {
             .spawn()
             .context("starting vng (is virtme-ng installed? run `make deps`)")?;
         let pgid = child.id() as i32;
+        let _reaper = GuestGroup::register(pgid);
 
         let stdout = child.stdout.take().unwrap();
         let prefix = echo_prefix.to_string();
@@ -196,4 +197,45 @@ pub fn vng() -> PathBuf {
     scripts
         .filter(|p| p.is_file())
         .unwrap_or_else(|| PathBuf::from("vng"))
+}
+
+/// The process group of the running guest, killed if we are terminated
+/// (SIGINT, SIGTERM, SIGHUP): vng and QEMU run in their own group so that
+/// the deadline can kill them, which also means they would outlive us.
+static GUEST_PGID: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+struct GuestGroup;
+
+impl GuestGroup {
+    fn register(pgid: i32) -> GuestGroup {
+        GUEST_PGID.store(pgid, std::sync::atomic::Ordering::SeqCst);
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            // SAFETY: installs an async-signal-safe handler (it only calls
+            // killpg() and _exit()).
+            unsafe {
+                libc::signal(
+                    sig,
+                    on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t,
+                )
+            };
+        }
+        GuestGroup
+    }
+}
+
+impl Drop for GuestGroup {
+    fn drop(&mut self) {
+        GUEST_PGID.store(0, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    let pgid = GUEST_PGID.load(std::sync::atomic::Ordering::SeqCst);
+    // SAFETY: killpg() and _exit() are async-signal-safe.
+    unsafe {
+        if pgid > 0 {
+            libc::killpg(pgid, libc::SIGKILL);
+        }
+        libc::_exit(128 + sig);
+    }
 }
