@@ -18,7 +18,7 @@ pub struct Args {
     pub modules: Vec<PathBuf>,
 
     /// Directory for results.json, dmesg.txt and logs/.
-    #[arg(long, value_name = "DIR", required_unless_present = "list")]
+    #[arg(long, value_name = "DIR", required_unless_present_any = ["list", "bench"])]
     pub out: Option<PathBuf>,
 
     /// Only run tests whose name matches this glob (`*` is the wildcard);
@@ -29,6 +29,16 @@ pub struct Args {
     /// Print the selected test names and exit.
     #[arg(long)]
     pub list: bool,
+
+    /// Run the lock benchmark (bench_lock.bpf.o of --objs) instead of the
+    /// tests, print its results and exit 0; --filter and --out are ignored.
+    #[arg(long, conflicts_with = "list")]
+    pub bench: bool,
+
+    /// Accelerator the VM runs on (e.g. kvm, tcg), printed with the
+    /// benchmark results; without it the clock source is used to guess.
+    #[arg(long, value_name = "NAME", requires = "bench")]
+    pub accel: Option<String>,
 
     /// Echo libbpf's messages and point at every test's log.
     #[arg(short, long)]

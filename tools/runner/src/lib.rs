@@ -9,6 +9,7 @@
 //! The library part exists so that the host-side integration tests can reach
 //! the parsers; `main.rs` only wires things together.
 
+pub mod bench;
 pub mod btf_tags;
 pub mod cli;
 pub mod dmesg;

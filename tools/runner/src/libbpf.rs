@@ -221,6 +221,40 @@ impl Object {
         Ok(())
     }
 
+    /// Makes program `name` load too, after [`Self::select_program`] chose
+    /// another one (for tests that run several programs over shared maps),
+    /// with its own log buffer of `log_size` bytes.
+    pub fn also_load(&mut self, name: &str, log_level: u32, log_size: usize) -> Result<()> {
+        let prog = self.program(name)?;
+        // SAFETY: prog belongs to this (not yet loaded) object.
+        unsafe {
+            check(libbpf_sys::bpf_program__set_autoload(prog, true), || {
+                format!("set_autoload({name})")
+            })?;
+            check(
+                libbpf_sys::bpf_program__set_log_level(prog, log_level),
+                || "set_log_level".into(),
+            )?;
+        }
+        if log_size > 0 {
+            let mut buf = vec![0u8; log_size];
+            // SAFETY: buf's heap block lives in self.log_bufs until drop.
+            check(
+                unsafe {
+                    libbpf_sys::bpf_program__set_log_buf(
+                        prog,
+                        buf.as_mut_ptr().cast(),
+                        buf.len() as _,
+                    )
+                },
+                || "set_log_buf".into(),
+            )?;
+            self.log_bufs.retain(|(n, _)| n != name);
+            self.log_bufs.push((name.to_string(), buf));
+        }
+        Ok(())
+    }
+
     /// Loads the object into the kernel: `Err(errno)` on failure (the details
     /// are in the verifier log and in libbpf's messages).
     pub fn load(&mut self) -> std::result::Result<(), i32> {
@@ -326,6 +360,33 @@ impl Map {
         };
         check(ret, || format!("lookup in map '{}'", self.name))?;
         Ok(value)
+    }
+}
+
+impl Map {
+    /// BPF_MAP_UPDATE_ELEM with `flags` (e.g. BPF_ANY). Not for per-CPU maps.
+    pub fn update(&self, key: &[u8], value: &[u8], flags: u64) -> Result<()> {
+        if key.len() != self.key_size || value.len() != self.value_size {
+            bail!(
+                "map '{}': update with a {}-byte key and a {}-byte value, the map has {} and {}",
+                self.name,
+                key.len(),
+                value.len(),
+                self.key_size,
+                self.value_size
+            );
+        }
+        // SAFETY: key and value are exactly the map's key and value sizes.
+        let ret = unsafe {
+            libbpf_sys::bpf_map_update_elem(
+                self.fd,
+                key.as_ptr().cast(),
+                value.as_ptr().cast(),
+                flags,
+            )
+        };
+        check(ret, || format!("update of map '{}'", self.name))?;
+        Ok(())
     }
 }
 

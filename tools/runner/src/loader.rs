@@ -1,6 +1,10 @@
 //! Running one annotated test the way test_loader does: open the object
 //! afresh, load only the program under test with the requested log level and
-//! flags, then check verdict, `__msg`s and `__retval`.
+//! flags (for an `@unpriv` test with BPF capabilities dropped, or skipped
+//! where the kernel forbids unprivileged BPF), then check verdict, `__msg`s
+//! and `__retval`.
+
+mod unpriv;
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -8,7 +12,7 @@ use std::path::Path;
 use crate::libbpf::{self, Object};
 use crate::matcher;
 use crate::report::Status;
-use crate::spec::{Expect, TestSpec};
+use crate::spec::{Expect, Mode, TestSpec};
 
 /// Verifier log buffer per load. Large: level 2 logs of the lock tests run
 /// to megabytes, and a full buffer makes the kernel fail the load (ENOSPC).
@@ -61,6 +65,24 @@ fn full_log(verifier_log: &str, libbpf_msgs: &str) -> String {
 
 /// Runs `spec` from the object file `object`.
 pub fn run_test(object: &Path, spec: &TestSpec) -> TestRun {
+    if spec.mode == Mode::Unpriv {
+        match unpriv::disabled_reason() {
+            Ok(None) => {}
+            Ok(Some(reason)) => {
+                return TestRun {
+                    log: format!("skipped: {reason}\n"),
+                    status: Status::Skip(reason),
+                }
+            }
+            Err(e) => {
+                let msg = format!("{e:#}");
+                return TestRun {
+                    log: msg.clone(),
+                    status: Status::Fail(msg),
+                };
+            }
+        }
+    }
     libbpf::take_messages();
     let mut obj = match Object::open(object) {
         Ok(obj) => obj,
@@ -84,13 +106,78 @@ pub fn run_test(object: &Path, spec: &TestSpec) -> TestRun {
             log: full_log("", &msgs),
         };
     }
-    let loaded = obj.load();
+    let loaded = match load(&mut obj, spec.mode) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            let msgs = libbpf::take_messages();
+            return TestRun {
+                status: failure(format!("{e:#}"), &msgs, ""),
+                log: full_log("", &msgs),
+            };
+        }
+    };
     let vlog = obj.log(&spec.prog_name);
     let mut msgs = libbpf::take_messages();
+    if loaded.is_err() && vlog.trim().is_empty() {
+        if let Some(reason) = missing_prog_type(&obj, &spec.prog_name) {
+            return TestRun {
+                log: full_log(&format!("skipped: {reason}"), &msgs),
+                status: Status::Skip(reason),
+            };
+        }
+    }
     let status = check(&obj, spec, loaded, &vlog, &mut msgs);
     TestRun {
         status,
         log: full_log(&vlog, &msgs),
+    }
+}
+
+/// Why the kernel cannot load program `prog` at all, if its program type is
+/// one the kernel was built without (e.g. cgroup_skb without
+/// CONFIG_CGROUP_BPF): then the load fails with EINVAL before the verifier,
+/// and the test cannot say anything about the verifier. Asked only after such
+/// a failure, so a verifier rejection is never turned into a skip.
+fn missing_prog_type(obj: &Object, prog: &str) -> Option<String> {
+    let prog_type = obj.prog_type(prog).ok()?;
+    // SAFETY: a probe load of a trivial program; NULL opts are allowed.
+    let supported = unsafe { libbpf_sys::libbpf_probe_bpf_prog_type(prog_type, std::ptr::null()) };
+    if supported != 0 {
+        // Supported (1), or the probe itself failed (<0): not our case.
+        return None;
+    }
+    // SAFETY: libbpf returns NULL or a static C string.
+    let name = unsafe { libbpf_sys::libbpf_bpf_prog_type_str(prog_type) };
+    let name = if name.is_null() {
+        format!("#{prog_type}")
+    } else {
+        // SAFETY: non-NULL, NUL-terminated, static.
+        unsafe { std::ffi::CStr::from_ptr(name) }
+            .to_string_lossy()
+            .into_owned()
+    };
+    Some(format!(
+        "the kernel was built without BPF program type {name} (libbpf probe)"
+    ))
+}
+
+/// Loads `obj`, without the BPF capabilities for [`Mode::Unpriv`]. They are
+/// back before the result is checked: as in test_loader, `__retval` runs
+/// with full capabilities. The outer error is a capability problem, the
+/// inner one the load's errno.
+fn load(obj: &mut Object, mode: Mode) -> anyhow::Result<Result<(), i32>> {
+    match mode {
+        Mode::Priv => Ok(obj.load()),
+        Mode::Unpriv => {
+            // Maps a program uses must be ones an unprivileged user may
+            // create (test_loader turns off autocreate for the others);
+            // otherwise the load fails before the verifier and the test
+            // fails as "no verifier log", loudly.
+            let caps = unpriv::DroppedCaps::drop_bpf_caps()?;
+            let loaded = obj.load();
+            caps.restore()?;
+            Ok(loaded)
+        }
     }
 }
 

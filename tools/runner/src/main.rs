@@ -12,7 +12,7 @@ use bpf_runner::cli::Args;
 use bpf_runner::filter::Filter;
 use bpf_runner::report::{exit, kernel_release, log_file_name, Reporter, Status};
 use bpf_runner::suite::{self, TestCase};
-use bpf_runner::{dmesg, libbpf, loader, modules, runtime};
+use bpf_runner::{bench, dmesg, libbpf, loader, modules, runtime};
 
 fn main() -> ExitCode {
     let args = match Args::try_parse() {
@@ -39,6 +39,9 @@ fn main() -> ExitCode {
 
 fn run(args: &Args) -> Result<i32> {
     libbpf::capture_messages(args.verbose);
+    if args.bench {
+        return run_bench(args);
+    }
     let filter = Filter::new(args.filters.clone());
     let cases: Vec<TestCase> = suite::collect(&args.objs)?
         .into_iter()
@@ -88,6 +91,17 @@ fn run(args: &Args) -> Result<i32> {
     save_dmesg(out);
     println!("{}", reporter.summary_line());
     Ok(reporter.exit_code())
+}
+
+/// `--bench`: load the modules, measure, print. A benchmark that cannot
+/// measure is a setup error; slow numbers are not an error.
+fn run_bench(args: &Args) -> Result<i32> {
+    for path in &args.modules {
+        modules::load_module(path)?;
+    }
+    let report = bench::run(&args.objs, args.accel.as_deref())?;
+    print!("{report}");
+    Ok(exit::ALL_PASSED)
 }
 
 /// Best effort: a missing kernel log must not hide the test results.

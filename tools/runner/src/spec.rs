@@ -2,6 +2,12 @@
 //!
 //! The parsers here are pure: `btf_tags` pulls the strings out of an object,
 //! this module turns one program's strings into a [`ProgRole`].
+//!
+//! Besides our own tags this reads the `_unpriv` ones of the kernel's
+//! bpf_misc.h (`__success_unpriv`, `__failure_unpriv`, `__msg_unpriv`,
+//! `__retval_unpriv`), so that upstream verifier selftests run unchanged: a
+//! program carrying them yields a second test, `<name> @unpriv`, loaded
+//! without CAP_SYS_ADMIN/CAP_NET_ADMIN/CAP_PERFMON/CAP_BPF as test_loader does.
 
 use anyhow::{anyhow, bail, Context, Result};
 
@@ -14,13 +20,29 @@ pub enum Expect {
     Failure,
 }
 
+/// With which privileges the program is loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// As the runner runs (root, all capabilities).
+    Priv,
+    /// test_loader's `@unpriv` variant: the effective capabilities
+    /// CAP_SYS_ADMIN, CAP_NET_ADMIN, CAP_PERFMON and CAP_BPF dropped for the
+    /// load. Skipped while the kernel forbids unprivileged BPF.
+    Unpriv,
+}
+
+/// Appended to the name of the [`Mode::Unpriv`] test, as test_loader does.
+pub const UNPRIV_SUFFIX: &str = " @unpriv";
+
 /// One annotated test: a program and what its load must produce.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TestSpec {
     /// Program (function) name in the object.
     pub prog_name: String,
-    /// `<object stem>/<description or program name>`.
+    /// `<object stem>/<description or program name>`, plus
+    /// [`UNPRIV_SUFFIX`] for the unprivileged variant.
     pub name: String,
+    pub mode: Mode,
     pub expect: Expect,
     /// `__msg` texts in source order.
     pub msgs: Vec<String>,
@@ -36,16 +58,15 @@ pub struct TestSpec {
 /// What a program of an object is for the runner.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProgRole {
-    Test(TestSpec),
+    /// One test per mode the tags ask for: the privileged one first, then
+    /// the `@unpriv` one.
+    Tests(Vec<TestSpec>),
     /// `__runtime_only`: loaded by a Rust runtime test.
     RuntimeOnly,
     /// No expectation at all: an auxiliary program.
     NotATest,
     /// The tags contradict each other; reported as a failed test `name`.
-    Invalid {
-        name: String,
-        error: String,
-    },
+    Invalid { name: String, error: String },
 }
 
 /// The tags of one program, before validation.
@@ -59,6 +80,10 @@ struct RawTags {
     prog_flags: u32,
     retval: Option<i32>,
     description: Option<String>,
+    success_unpriv: bool,
+    failure_unpriv: bool,
+    msgs_unpriv: Vec<(u64, String)>,
+    retval_unpriv: Option<i32>,
 }
 
 /// Test name for a program: `<object stem>/<description or program name>`.
@@ -81,25 +106,29 @@ pub fn classify(object_stem: &str, prog_name: &str, tags: &[String]) -> ProgRole
             }
         }
     }
-
-    let name = test_name(object_stem, prog_name, raw.description.as_deref());
-    let is_test = raw.success || raw.failure;
     if !any_tag {
         return ProgRole::NotATest;
     }
-    if raw.success && raw.failure {
-        errors.push("both __success and __failure".to_string());
-    } else if raw.failure && raw.retval.is_some() {
-        errors.push("__retval on a __failure test: a rejected program cannot run".to_string());
-    }
-    let has_expectations = !raw.msgs.is_empty()
-        || raw.log_level.is_some()
-        || raw.prog_flags != 0
-        || raw.retval.is_some();
+
+    let name = test_name(object_stem, prog_name, raw.description.as_deref());
+    let priv_expect = verdict(raw.success, raw.failure, "", &mut errors);
+    let unpriv_verdict = verdict(
+        raw.success_unpriv,
+        raw.failure_unpriv,
+        "_unpriv",
+        &mut errors,
+    );
+    let has_priv_expectations = !raw.msgs.is_empty() || raw.retval.is_some();
+    let has_unpriv =
+        unpriv_verdict.is_some() || !raw.msgs_unpriv.is_empty() || raw.retval_unpriv.is_some();
+    let is_test = priv_expect.is_some() || has_unpriv;
     if raw.runtime_only {
         if is_test {
-            errors.push("__runtime_only together with __success/__failure".to_string());
-        } else if has_expectations {
+            errors.push(
+                "__runtime_only together with __success/__failure (or their _unpriv forms)"
+                    .to_string(),
+            );
+        } else if has_priv_expectations || raw.log_level.is_some() || raw.prog_flags != 0 {
             // They would be silently ignored: the runtime test loads it.
             errors.push("__runtime_only with __msg/__log_level/__flag/__retval".to_string());
         } else if errors.is_empty() {
@@ -109,25 +138,70 @@ pub fn classify(object_stem: &str, prog_name: &str, tags: &[String]) -> ProgRole
         // A forgotten __success/__failure must not turn a test into an
         // auxiliary program that never runs.
         errors.push("expectation tags without __success or __failure".to_string());
+    } else if priv_expect.is_none() && has_priv_expectations {
+        // test_loader would imply __success here; a test of ours says what
+        // it expects, and a typo must not make it a different test.
+        errors.push("__msg/__retval without __success or __failure".to_string());
     }
 
-    let expect = if raw.failure {
-        Expect::Failure
-    } else {
-        Expect::Success
-    };
-    let log_level = match effective_log_level(expect, !raw.msgs.is_empty(), raw.log_level) {
-        Ok(level) => level,
-        Err(e) => {
-            errors.push(e.to_string());
-            0
+    let mut specs = Vec::new();
+    if let Some(expect) = priv_expect {
+        if expect == Expect::Failure && raw.retval.is_some() {
+            errors.push("__retval on a __failure test: a rejected program cannot run".to_string());
         }
-    };
-    raw.msgs.sort_by_key(|(counter, _)| *counter);
-    let msgs: Vec<String> = raw.msgs.into_iter().map(|(_, text)| text).collect();
-    if let Err(e) = crate::matcher::validate(&msgs) {
-        errors.push(format!("{e:#}"));
+        specs.push(mode_spec(
+            Mode::Priv,
+            name.clone(),
+            prog_name,
+            &raw,
+            expect,
+            raw.msgs.clone(),
+            raw.retval,
+            &mut errors,
+        ));
     }
+    if has_unpriv {
+        // What the unprivileged load does not state itself it inherits from
+        // the privileged one, as in test_loader.
+        match unpriv_verdict.or(priv_expect) {
+            None => errors.push(
+                "__msg_unpriv/__retval_unpriv without __success_unpriv, __failure_unpriv, __success or __failure"
+                    .to_string(),
+            ),
+            Some(expect) => {
+                let msgs = if raw.msgs_unpriv.is_empty() {
+                    raw.msgs.clone()
+                } else {
+                    raw.msgs_unpriv.clone()
+                };
+                let retval = match (raw.retval_unpriv, expect) {
+                    (Some(_), Expect::Failure) => {
+                        errors.push(
+                            "__retval_unpriv on a test that fails unprivileged: a rejected program cannot run"
+                                .to_string(),
+                        );
+                        None
+                    }
+                    (Some(v), Expect::Success) => Some(v),
+                    // An inherited __retval is only run when the unprivileged
+                    // load is expected to succeed.
+                    (None, Expect::Success) => raw.retval,
+                    (None, Expect::Failure) => None,
+                };
+                specs.push(mode_spec(
+                    Mode::Unpriv,
+                    format!("{name}{UNPRIV_SUFFIX}"),
+                    prog_name,
+                    &raw,
+                    expect,
+                    msgs,
+                    retval,
+                    &mut errors,
+                ));
+            }
+        }
+    }
+
     if !errors.is_empty() {
         return ProgRole::Invalid {
             name,
@@ -137,16 +211,60 @@ pub fn classify(object_stem: &str, prog_name: &str, tags: &[String]) -> ProgRole
             ),
         };
     }
+    ProgRole::Tests(specs)
+}
 
-    ProgRole::Test(TestSpec {
+/// The verdict `__success{suffix}`/`__failure{suffix}` ask for, if any.
+fn verdict(success: bool, failure: bool, suffix: &str, errors: &mut Vec<String>) -> Option<Expect> {
+    match (success, failure) {
+        (true, true) => {
+            errors.push(format!("both __success{suffix} and __failure{suffix}"));
+            None
+        }
+        (true, false) => Some(Expect::Success),
+        (false, true) => Some(Expect::Failure),
+        (false, false) => None,
+    }
+}
+
+/// The test of one mode; problems go to `errors`, prefixed for `@unpriv`.
+#[allow(clippy::too_many_arguments)]
+fn mode_spec(
+    mode: Mode,
+    name: String,
+    prog_name: &str,
+    raw: &RawTags,
+    expect: Expect,
+    mut msgs: Vec<(u64, String)>,
+    retval: Option<i32>,
+    errors: &mut Vec<String>,
+) -> TestSpec {
+    let prefix = match mode {
+        Mode::Priv => "",
+        Mode::Unpriv => "@unpriv: ",
+    };
+    let log_level = match effective_log_level(expect, !msgs.is_empty(), raw.log_level) {
+        Ok(level) => level,
+        Err(e) => {
+            errors.push(format!("{prefix}{e}"));
+            0
+        }
+    };
+    msgs.sort_by_key(|(counter, _)| *counter);
+    let msgs: Vec<String> = msgs.into_iter().map(|(_, text)| text).collect();
+    if let Err(e) = crate::matcher::validate(&msgs) {
+        errors.push(format!("{prefix}{e:#}"));
+    }
+    TestSpec {
         prog_name: prog_name.to_string(),
         name,
+        mode,
         expect,
         msgs,
         log_level,
         prog_flags: raw.prog_flags,
-        retval: raw.retval,
-    })
+        retval,
+    }
 }
 
 fn apply_tag(raw: &mut RawTags, body: &str) -> Result<()> {
@@ -154,22 +272,15 @@ fn apply_tag(raw: &mut RawTags, body: &str) -> Result<()> {
         "test_expect_success" => raw.success = true,
         "test_expect_failure" => raw.failure = true,
         "test_runtime_only" => raw.runtime_only = true,
+        "test_expect_success_unpriv" => raw.success_unpriv = true,
+        "test_expect_failure_unpriv" => raw.failure_unpriv = true,
         _ => {
             let (key, value) = body
                 .split_once('=')
                 .ok_or_else(|| anyhow!("unknown tag 'comment:{body}'"))?;
             match key {
-                "test_expect_msg" => {
-                    // `<__COUNTER__>=<text>`: the counter restores source
-                    // order, which the BTF does not keep.
-                    let (counter, text) = value
-                        .split_once('=')
-                        .ok_or_else(|| anyhow!("__msg tag without counter: 'comment:{body}'"))?;
-                    let counter = counter
-                        .parse::<u64>()
-                        .with_context(|| format!("__msg counter '{counter}'"))?;
-                    raw.msgs.push((counter, text.to_string()));
-                }
+                "test_expect_msg" => raw.msgs.push(parse_msg(value, body)?),
+                "test_expect_msg_unpriv" => raw.msgs_unpriv.push(parse_msg(value, body)?),
                 "test_log_level" => {
                     let level = parse_int(value)
                         .ok()
@@ -179,12 +290,25 @@ fn apply_tag(raw: &mut RawTags, body: &str) -> Result<()> {
                 }
                 "test_prog_flags" => raw.prog_flags |= parse_prog_flags(value)?,
                 "test_retval" => raw.retval = Some(parse_retval(value)?),
+                "test_retval_unpriv" => raw.retval_unpriv = Some(parse_retval(value)?),
                 "test_description" => raw.description = Some(value.to_string()),
                 _ => bail!("unknown tag 'comment:{body}'"),
             }
         }
     }
     Ok(())
+}
+
+/// `<__COUNTER__>=<text>` of a `__msg`/`__msg_unpriv`: the counter restores
+/// source order, which the BTF does not keep.
+fn parse_msg(value: &str, body: &str) -> Result<(u64, String)> {
+    let (counter, text) = value
+        .split_once('=')
+        .ok_or_else(|| anyhow!("__msg tag without counter: 'comment:{body}'"))?;
+    let counter = counter
+        .parse::<u64>()
+        .with_context(|| format!("__msg counter '{counter}'"))?;
+    Ok((counter, text.to_string()))
 }
 
 /// Log level for the load. A `__failure` test with `__msg` gets at least 1 so
@@ -321,11 +445,20 @@ mod tests {
         list.iter().map(|s| s.to_string()).collect()
     }
 
-    fn test_spec(role: ProgRole) -> TestSpec {
+    fn test_specs(role: ProgRole) -> Vec<TestSpec> {
         match role {
-            ProgRole::Test(spec) => spec,
-            other => panic!("expected a test, got {other:?}"),
+            ProgRole::Tests(specs) => specs,
+            other => panic!("expected tests, got {other:?}"),
         }
+    }
+
+    /// The one (privileged) test of a program without `_unpriv` tags.
+    fn test_spec(role: ProgRole) -> TestSpec {
+        let mut specs = test_specs(role);
+        assert_eq!(specs.len(), 1, "{specs:?}");
+        let spec = specs.remove(0);
+        assert_eq!(spec.mode, Mode::Priv);
+        spec
     }
 
     #[test]
@@ -475,6 +608,184 @@ mod tests {
         ] {
             match classify("o", "p", &tags(bad)) {
                 ProgRole::Invalid { error, .. } => assert!(error.contains("'p'"), "{error}"),
+                other => panic!("{bad:?} gave {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn unpriv_variant_of_upstream_spin_lock_test1() {
+        // verifier_spin_lock.c: __success __failure_unpriv __msg_unpriv("")
+        // __retval(0).
+        let specs = test_specs(classify(
+            "upstream_verifier_spin_lock",
+            "spin_lock_test1_success",
+            &tags(&[
+                "comment:test_description=spin_lock: test1 success",
+                "comment:test_expect_success",
+                "comment:test_expect_failure_unpriv",
+                "comment:test_expect_msg_unpriv=0=",
+                "comment:test_retval=0",
+            ]),
+        ));
+        assert_eq!(specs.len(), 2, "{specs:?}");
+        let (privileged, unpriv) = (&specs[0], &specs[1]);
+        assert_eq!(
+            privileged.name,
+            "upstream_verifier_spin_lock/spin_lock: test1 success"
+        );
+        assert_eq!(privileged.mode, Mode::Priv);
+        assert_eq!(privileged.expect, Expect::Success);
+        assert_eq!(privileged.retval, Some(0));
+        assert!(privileged.msgs.is_empty());
+        assert_eq!(privileged.log_level, 0);
+        assert_eq!(
+            unpriv.name,
+            "upstream_verifier_spin_lock/spin_lock: test1 success @unpriv"
+        );
+        assert_eq!(unpriv.prog_name, "spin_lock_test1_success");
+        assert_eq!(unpriv.mode, Mode::Unpriv);
+        assert_eq!(unpriv.expect, Expect::Failure);
+        assert_eq!(unpriv.msgs, [""]);
+        assert_eq!(unpriv.log_level, 1, "a rejection with __msg needs a log");
+        assert_eq!(
+            unpriv.retval, None,
+            "an inherited __retval never runs a rejected load"
+        );
+    }
+
+    #[test]
+    fn unpriv_inherits_what_it_does_not_state() {
+        let specs = test_specs(classify(
+            "o",
+            "p",
+            &tags(&[
+                "comment:test_expect_failure",
+                "comment:test_expect_msg=1=x",
+                "comment:test_expect_msg_unpriv=2=",
+                "comment:test_log_level=2",
+                "comment:test_prog_flags=BPF_F_TEST_STATE_FREQ",
+            ]),
+        ));
+        // __msg_unpriv alone makes the @unpriv variant, verdict inherited.
+        assert_eq!(specs[1].expect, Expect::Failure);
+        assert_eq!(specs[1].msgs, [""]);
+        assert_eq!((specs[1].log_level, specs[1].prog_flags), (2, 8));
+
+        let specs = test_specs(classify(
+            "o",
+            "p",
+            &tags(&[
+                "comment:test_expect_failure",
+                "comment:test_expect_msg=1=x",
+                "comment:test_expect_failure_unpriv",
+            ]),
+        ));
+        assert_eq!(specs[1].msgs, ["x"], "priv __msg inherited");
+        assert_eq!(specs[1].log_level, 1);
+
+        let specs = test_specs(classify(
+            "o",
+            "p",
+            &tags(&[
+                "comment:test_expect_success",
+                "comment:test_retval=3",
+                "comment:test_expect_success_unpriv",
+            ]),
+        ));
+        assert_eq!(specs[1].retval, Some(3), "priv __retval inherited");
+
+        let specs = test_specs(classify(
+            "o",
+            "p",
+            &tags(&[
+                "comment:test_expect_success",
+                "comment:test_retval=3",
+                "comment:test_retval_unpriv=-EPERM",
+            ]),
+        ));
+        assert_eq!(specs[1].expect, Expect::Success);
+        assert_eq!((specs[0].retval, specs[1].retval), (Some(3), Some(-1)));
+    }
+
+    #[test]
+    fn unpriv_only_test() {
+        let specs = test_specs(classify(
+            "o",
+            "p",
+            &tags(&[
+                "comment:test_expect_failure_unpriv",
+                "comment:test_expect_msg_unpriv=4=R1 pointer arithmetic",
+            ]),
+        ));
+        assert_eq!(specs.len(), 1, "{specs:?}");
+        assert_eq!(specs[0].mode, Mode::Unpriv);
+        assert_eq!(specs[0].name, "o/p @unpriv");
+        assert_eq!(specs[0].msgs, ["R1 pointer arithmetic"]);
+    }
+
+    #[test]
+    fn unpriv_contradictions_are_invalid() {
+        for (bad, why) in [
+            (
+                &["comment:test_expect_msg_unpriv=1=x"][..],
+                "without __success_unpriv",
+            ),
+            (
+                &[
+                    "comment:test_expect_success_unpriv",
+                    "comment:test_expect_failure_unpriv",
+                ][..],
+                "both __success_unpriv and __failure_unpriv",
+            ),
+            (
+                &[
+                    "comment:test_expect_failure_unpriv",
+                    "comment:test_retval_unpriv=1",
+                ][..],
+                "__retval_unpriv",
+            ),
+            (
+                &[
+                    "comment:test_expect_success_unpriv",
+                    "comment:test_expect_msg_unpriv=1=x",
+                ][..],
+                "@unpriv: __success with __msg",
+            ),
+            (
+                &[
+                    "comment:test_expect_msg=1=x",
+                    "comment:test_expect_failure_unpriv",
+                ][..],
+                "__msg/__retval without __success or __failure",
+            ),
+            (
+                &[
+                    "comment:test_runtime_only",
+                    "comment:test_expect_failure_unpriv",
+                ][..],
+                "__runtime_only",
+            ),
+            (
+                &[
+                    "comment:test_expect_success",
+                    "comment:test_retval_unpriv=zero",
+                ][..],
+                "__retval",
+            ),
+            (
+                &[
+                    "comment:test_expect_failure_unpriv",
+                    "comment:test_expect_msg_unpriv=x",
+                ][..],
+                "counter",
+            ),
+        ] {
+            match classify("o", "p", &tags(bad)) {
+                ProgRole::Invalid { name, error } => {
+                    assert_eq!(name, "o/p");
+                    assert!(error.contains(why), "{bad:?}: {error}");
+                }
                 other => panic!("{bad:?} gave {other:?}"),
             }
         }

@@ -19,7 +19,8 @@ pub const OBJECT_SUFFIX: &str = ".bpf.o";
 /// One entry of the run.
 #[derive(Debug, Clone)]
 pub enum TestCase {
-    /// A program with `__success`/`__failure`.
+    /// A program with `__success`/`__failure` (one entry per mode, see
+    /// [`crate::spec::Mode`]).
     Annotated {
         object: PathBuf,
         spec: TestSpec,
@@ -84,10 +85,12 @@ pub fn object_tests(path: &Path) -> Vec<TestCase> {
     for prog in obj.program_names() {
         let prog_tags = tags.get(&prog).map(Vec::as_slice).unwrap_or_default();
         match classify(&stem, &prog, prog_tags) {
-            ProgRole::Test(spec) => tests.push(TestCase::Annotated {
-                object: path.to_path_buf(),
-                spec,
-            }),
+            ProgRole::Tests(specs) => {
+                tests.extend(specs.into_iter().map(|spec| TestCase::Annotated {
+                    object: path.to_path_buf(),
+                    spec,
+                }))
+            }
             ProgRole::Invalid { name, error } => tests.push(TestCase::Broken { name, error }),
             ProgRole::RuntimeOnly => runtime_only += 1,
             ProgRole::NotATest => {}

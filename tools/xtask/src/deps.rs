@@ -13,8 +13,8 @@ use xshell::{cmd, Shell};
 use crate::stage::Stage;
 
 /// Packages for building the kernel with `LLVM=1` (clang 14 is bookworm's
-/// `clang`), BPF objects (clang-19), BTF (pahole), the runner (libelf, zlib)
-/// and the guest (udev, busybox, kmod).
+/// `clang`), BPF objects (clang-19, bpftool for vmlinux.h), BTF (pahole), the
+/// runner (libelf, zlib) and the guest (udev, busybox, kmod).
 const APT_PACKAGES: &[&str] = &[
     "bc",
     "bison",
@@ -37,6 +37,8 @@ const APT_PACKAGES: &[&str] = &[
     "lld-19",
     "dwarves",
     "libbpf-dev",
+    // vmlinux.h for the upstream selftests (upstream.rs).
+    "bpftool",
     "udev",
     "busybox-static",
     "linux-source-6.12",

@@ -23,6 +23,7 @@ mod series;
 mod source;
 mod stage;
 mod toolchain;
+mod upstream;
 mod vm;
 
 use std::path::PathBuf;

@@ -166,7 +166,9 @@ fn mutant_patches(paths: &Paths) -> Result<Vec<PathBuf>> {
 /// everything. Kept across runs, it rebuilds only what changed, like the
 /// main one.
 fn mutant_obj(paths: &Paths, built: &Built) -> Result<PathBuf> {
-    let obj = paths.kernel_obj(built.arch).with_file_name(format!("{}-mutant", built.arch.name()));
+    let obj = paths
+        .kernel_obj(built.arch)
+        .with_file_name(format!("{}-mutant", built.arch.name()));
     std::fs::create_dir_all(&obj)?;
     let config = std::fs::read(built.obj.join(".config"))?;
     if std::fs::read(obj.join(".config")).ok().as_deref() != Some(config.as_slice()) {

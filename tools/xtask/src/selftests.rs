@@ -29,7 +29,8 @@ pub fn build(paths: &Paths, kernel: &Built) -> Result<Selftests> {
     std::fs::create_dir_all(&objs)?;
     let log = dir.join("build.log");
     let _ = std::fs::remove_file(&log);
-    let n = build_bpf_objects(paths, kernel, &objs, &log)?;
+    let n = build_bpf_objects(paths, kernel, &objs, &log)?
+        + crate::upstream::build_objects(paths, kernel, &objs, &log)?;
     let testmod = build_testmod(paths, kernel, &dir, &log)?;
     let runner = build_runner(paths, kernel.arch, &log)?;
     stage.done(format!("{n} BPF object(s), test module, runner"));

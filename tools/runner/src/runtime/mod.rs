@@ -3,6 +3,7 @@
 //! after the annotated tests; a new one is a function plus a line in
 //! [`TESTS`]. Shared plumbing lives in [`support`].
 
+pub mod rqspin;
 pub mod spin_lock;
 pub mod support;
 
@@ -62,10 +63,44 @@ impl RuntimeTest {
 }
 
 /// All runtime tests, in run order.
-pub static TESTS: &[RuntimeTest] = &[RuntimeTest {
-    name: "spin_lock_exact_total",
-    run: spin_lock::exact_total,
-}];
+pub static TESTS: &[RuntimeTest] = &[
+    RuntimeTest {
+        name: "spin_lock_exact_total",
+        run: spin_lock::exact_total,
+    },
+    RuntimeTest {
+        name: "rqspin_aa",
+        run: rqspin::aa,
+    },
+    RuntimeTest {
+        name: "rqspin_abba",
+        run: rqspin::abba,
+    },
+    RuntimeTest {
+        name: "rqspin_held_overflow",
+        run: rqspin::held_overflow,
+    },
+    RuntimeTest {
+        name: "rqspin_stalled_holder",
+        run: rqspin::stalled_holder,
+    },
+    RuntimeTest {
+        name: "rqspin_exact_total",
+        run: rqspin::exact_total,
+    },
+    RuntimeTest {
+        name: "rqspin_scribble",
+        run: rqspin::scribble,
+    },
+    RuntimeTest {
+        name: "rqspin_out_of_order",
+        run: rqspin::out_of_order,
+    },
+    RuntimeTest {
+        name: "rqspin_irqsave",
+        run: rqspin::irqsave,
+    },
+];
 
 /// Runs `test`; a panic is a failure, not the end of the whole run.
 pub fn run(test: &RuntimeTest, objs_dir: &Path) -> (Status, String) {

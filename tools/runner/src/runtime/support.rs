@@ -3,6 +3,8 @@
 
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
@@ -70,6 +72,105 @@ pub fn load_program(ctx: &mut Ctx, object_file: &str, prog: &str) -> Result<Load
     })
 }
 
+/// Several programs of one object, loaded together so that they share the
+/// object's maps. Dropping it unloads them all.
+pub struct LoadedObject {
+    obj: Object,
+    fds: Vec<(String, RawFd)>,
+}
+
+impl LoadedObject {
+    /// File descriptor of program `name`, which must be one of those loaded.
+    pub fn fd(&self, name: &str) -> Result<RawFd> {
+        self.fds
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|&(_, fd)| fd)
+            .with_context(|| format!("program {name} was not loaded"))
+    }
+
+    /// Map `name` of the object.
+    pub fn map(&self, name: &str) -> Result<Map> {
+        self.obj.map(name)
+    }
+}
+
+/// Loads programs `progs` of `<objs>/<object_file>` (and no other program of
+/// it). Errors as [`load_program`]; the verifier log of every program goes
+/// to the test's log.
+pub fn load_programs(ctx: &mut Ctx, object_file: &str, progs: &[&str]) -> Result<LoadedObject> {
+    let path = ctx.objs_dir.join(object_file);
+    if !path.is_file() {
+        bail!(
+            "object {object_file} not found in {}",
+            ctx.objs_dir.display()
+        );
+    }
+    let (first, rest) = progs.split_first().context("no program to load")?;
+    libbpf::take_messages();
+    let mut obj = Object::open(&path)?;
+    obj.select_program(first, 0, 0, LOG_BUF_SIZE)
+        .with_context(|| format!("{object_file}: program {first}"))?;
+    for prog in rest {
+        obj.also_load(prog, 0, LOG_BUF_SIZE)
+            .with_context(|| format!("{object_file}: program {prog}"))?;
+    }
+    let loaded = obj.load();
+    let msgs = libbpf::take_messages();
+    let mut vlogs = String::new();
+    for prog in progs {
+        let vlog = obj.log(prog);
+        ctx.log(&format!("loading {object_file}/{prog}:\n{vlog}"));
+        vlogs.push_str(&format!(
+            "--- {prog} ---\n{}\n",
+            tail_lines(&vlog, LOG_TAIL_LINES)
+        ));
+    }
+    ctx.log(&format!("--- libbpf messages ---\n{msgs}"));
+    if let Err(errno) = loaded {
+        bail!(
+            "loading {object_file} ({}) failed: {}\nlibbpf:\n{}\nverifier logs (last {LOG_TAIL_LINES} lines each):\n{vlogs}",
+            progs.join(", "),
+            std::io::Error::from_raw_os_error(errno),
+            tail_lines(msgs.trim_end(), LOG_TAIL_LINES),
+        );
+    }
+    let fds = progs
+        .iter()
+        .map(|p| Ok((p.to_string(), obj.prog_fd(p)?)))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(LoadedObject { obj, fds })
+}
+
+/// Runs `f` on a new thread pinned to CPU `cpu` (see [`pin_to_cpu`]) and
+/// returns the channel its result arrives on. The thread is detached: if the
+/// kernel never returns from a BPF_PROG_TEST_RUN, [`recv_within`] reports it
+/// instead of the whole runner hanging in a join.
+pub fn spawn_pinned<T, F>(cpu: usize, f: F) -> Receiver<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        pin_to_cpu(cpu);
+        let _ = tx.send(f());
+    });
+    rx
+}
+
+/// The result of a [`spawn_pinned`] thread, or an error if it did not come
+/// within `limit` (`what` names the work in the message).
+pub fn recv_within<T>(rx: &Receiver<T>, limit: Duration, what: &str) -> Result<T> {
+    match rx.recv_timeout(limit) {
+        Ok(v) => Ok(v),
+        Err(RecvTimeoutError::Timeout) => bail!(
+            "{what} did not return within {limit:?}: the kernel is spinning (or a lock hangs)"
+        ),
+        Err(RecvTimeoutError::Disconnected) => bail!("{what}: the thread panicked"),
+    }
+}
+
 /// BPF_PROG_TEST_RUN of `prog_fd` over a zeroed 64-byte packet, `repeat`
 /// times in the kernel.
 pub fn test_run(prog_fd: RawFd, repeat: u32) -> Result<TestRunOutput> {
@@ -117,7 +218,7 @@ pub fn test_run_parallel(
 /// Best effort: puts the calling thread on CPU `index` modulo the CPUs it
 /// may use, so that parallel runs land on different CPUs instead of taking
 /// turns on one.
-fn pin_to_cpu(index: usize) {
+pub fn pin_to_cpu(index: usize) {
     // SAFETY: cpu_set_t is plain data; the libc calls get valid pointers.
     unsafe {
         let mut allowed: libc::cpu_set_t = std::mem::zeroed();
@@ -145,6 +246,11 @@ pub fn lookup(map: &Map, key: u32) -> Result<Vec<u8>> {
 /// BPF_F_LOCK so that a value holding a bpf_spin_lock is read consistently.
 pub fn lookup_locked(map: &Map, key: u32) -> Result<Vec<u8>> {
     map.lookup(&key.to_ne_bytes(), libbpf_sys::BPF_F_LOCK as u64)
+}
+
+/// Writes `value` at `key` of an array or hash map keyed by u32.
+pub fn update(map: &Map, key: u32, value: &[u8]) -> Result<()> {
+    map.update(&key.to_ne_bytes(), value, libbpf_sys::BPF_ANY as u64)
 }
 
 /// Native-endian u64 at `offset` of a map value.
