@@ -17,7 +17,7 @@ KARGS	:= --arch $(ARCH) $(if $(KDIR),--kdir $(KDIR))
 
 export TESTS
 
-.PHONY: module deps kernel selftests vmtest vmtest-arm64 vmshell report series test \
+.PHONY: module deps kernel selftests vmtest vmtest-arm64 vmbench vmshell report series test \
 	unit-test loom bench mutants help clean
 
 ## module: build rust/ out of tree against KDIR (default: the pipeline's x86_64 kernel)
@@ -68,6 +68,10 @@ unit-test:
 loom:
 	RUSTFLAGS="--cfg loom" $(CARGO) test -q --release --manifest-path $(TOOLS)/Cargo.toml \
 		-p rqspinlock-host --test loom
+
+## vmbench: BPF lock+unlock cost, bpf_rqspin_lock vs bpf_spin_lock, in the VM (benchmark)
+vmbench: deps
+	$(XTASK) vmbench $(KARGS)
 
 ## bench: host benchmark of the lock algorithm (a benchmark, not a test)
 bench:

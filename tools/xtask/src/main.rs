@@ -72,6 +72,8 @@ enum Cmd {
     Selftests(KernelArgs),
     /// Everything: kernel, selftests, boot, run, report.
     Vmtest(KernelArgs),
+    /// The lock benchmark in the VM (a benchmark, not a test).
+    Vmbench(KernelArgs),
     /// An interactive vng shell on the built kernel with the selftests at hand.
     Vmshell(KernelArgs),
     /// Print the summary of the last run's report.
@@ -113,6 +115,10 @@ fn real_main() -> Result<()> {
         }
         Cmd::Vmtest(k) => {
             let code = run::vmtest(&sh, &paths, &opts(&k))?;
+            std::process::exit(code)
+        }
+        Cmd::Vmbench(k) => {
+            let code = run::vmbench(&sh, &paths, &opts(&k))?;
             std::process::exit(code)
         }
         Cmd::Vmshell(k) => run::vmshell(&sh, &paths, &opts(&k)),

@@ -17,7 +17,18 @@ use crate::{arch::Arch, guest, kvm};
 /// Builds everything, boots, runs the selftests and reports. Returns the exit
 /// code for the process: 0 only if every test passed and the kernel did not
 /// complain.
+/// `make vmbench`: the lock benchmark in the VM (`bpf-runner --bench`):
+/// lock+unlock cost of bpf_rqspin_lock vs bpf_spin_lock from BPF, measured
+/// side by side in one run. A benchmark, not a test: it prints numbers.
+pub fn vmbench(sh: &Shell, paths: &Paths, opts: &Options) -> Result<i32> {
+    run_vm(sh, paths, opts, true)
+}
+
 pub fn vmtest(sh: &Shell, paths: &Paths, opts: &Options) -> Result<i32> {
+    run_vm(sh, paths, opts, false)
+}
+
+fn run_vm(sh: &Shell, paths: &Paths, opts: &Options, bench: bool) -> Result<i32> {
     let built = kernel::build(sh, paths, opts)?;
     let tests = selftests::build(paths, &built)?;
     let out = paths.out_arch(opts.arch);
@@ -47,7 +58,15 @@ pub fn vmtest(sh: &Shell, paths: &Paths, opts: &Options) -> Result<i32> {
         deadline.as_secs()
     ));
     let (in_guest, guest_out) = guest::stage(opts.arch, &tests, &guest, vm.root)?;
-    let command = runner_command(&in_guest, &guest_out);
+    let mut command = runner_command(&in_guest, &guest_out);
+    if bench {
+        let accel = if vm.kvm { "kvm" } else { "tcg" };
+        command.extend([
+            "--bench".to_string(),
+            "--accel".to_string(),
+            accel.to_string(),
+        ]);
+    }
     let start = Instant::now();
     let (outcome, _stdout) = vm.run(&command, deadline, "")?;
     let vm_seconds = start.elapsed().as_secs_f64();
@@ -62,6 +81,14 @@ pub fn vmtest(sh: &Shell, paths: &Paths, opts: &Options) -> Result<i32> {
         ),
     };
     stage.done(&outcome_text);
+    if bench {
+        // A benchmark prints numbers; it has no tests to report on.
+        return Ok(if matches!(outcome, Outcome::Exited(0)) {
+            0
+        } else {
+            1
+        });
+    }
 
     let results_path = guest.join("results.json");
     let (kernel_release, mut tests_done) = match report::read_guest_results(&results_path) {
