@@ -177,12 +177,21 @@ impl HeldLocks {
 
     /// Whether `lock` is held below the top entry (upstream `check_deadlock_AA()`).
     ///
-    /// The top entry is the attempt in progress, i.e. `lock` itself.
+    /// The top entry is the attempt in progress, i.e. `lock` itself, but only
+    /// while the count fits the table: past [`NR_HELD`] the attempt is not
+    /// stored, so every stored entry is a held lock and all are checked.
+    /// (Upstream skips the last slot there too, and then finds an AA on the
+    /// 31st lock only by timing out.)
     pub(crate) fn holds_below_top(&self, lock: usize) -> bool {
-        let n = tracked(self.count());
+        let cnt = self.count() as usize;
+        let held = if cnt > NR_HELD {
+            NR_HELD
+        } else {
+            cnt.saturating_sub(1)
+        };
         self.locks
             .iter()
-            .take(n.saturating_sub(1))
+            .take(held)
             .any(|e| e.load(Ordering::Relaxed) == lock)
     }
 }

@@ -161,6 +161,15 @@ fn untracked_held_lock_times_out() {
     );
     // A tracked one is still an immediate AA.
     assert_eq!(locks[3].lock::<P>(), Err(LockError::Deadlock));
+    // So is the one in the table's last slot: past NR_HELD the attempt is
+    // not stored, so that slot is a held lock, not the attempt.
+    let start = Instant::now();
+    assert_eq!(locks[NR_HELD - 1].lock::<P>(), Err(LockError::Deadlock));
+    assert!(
+        start.elapsed() < Duration::from_millis(100),
+        "last slot AA took {:?}",
+        start.elapsed()
+    );
 
     for l in locks.iter().rev() {
         unlock(l);
