@@ -51,25 +51,14 @@ fn build_bpf_objects(paths: &Paths, kernel: &Built, objs: &Path, log: &Path) -> 
     sources.sort();
     for c in &sources {
         let stem = c.file_stem().unwrap().to_string_lossy();
-        let mut clang = Command::new("clang-19");
-        clang
-            .args(["-g", "-O2", "--target=bpf", "-mcpu=v3", "-Wall", "-Werror"])
-            .arg(kernel.arch.bpf_target_define())
-            .arg(format!(
-                "-I{}",
-                paths.repo.join("selftests/include").display()
-            ))
-            // UAPI headers of the tree under test, not the host's.
-            .arg(format!(
-                "-I{}",
-                kernel.src.join("tools/include/uapi").display()
-            ))
-            .arg(format!("-I{}", kernel.arch.multiarch_include()))
-            .arg("-c")
-            .arg(c)
-            .arg("-o")
-            .arg(objs.join(format!("{stem}.bpf.o")));
-        run_logged(clang, log, &format!("compiling {}", c.display()))?;
+        compile_bpf(
+            paths,
+            kernel,
+            &[],
+            c,
+            &objs.join(format!("{stem}.bpf.o")),
+            log,
+        )?;
     }
     if sources.is_empty() {
         bail!("no BPF programs in {}", progs.display());
@@ -130,4 +119,40 @@ fn build_runner(paths: &Paths, arch: Arch, log: &Path) -> Result<PathBuf> {
         .map(PathBuf::from)
         .unwrap_or_else(|| paths.repo.join("tools/target"));
     Ok(target.join("release/bpf-runner"))
+}
+
+/// Compiles one BPF program with clang-19: BTF on (`-g`, the expectation
+/// tags live there), warnings are errors, and the UAPI headers of the tree
+/// under test rather than the host's. `first` goes before our own include
+/// directory (the upstream tests use their tree's `bpf_misc.h`).
+pub fn compile_bpf(
+    paths: &Paths,
+    kernel: &Built,
+    first: &[PathBuf],
+    src: &Path,
+    out: &Path,
+    log: &Path,
+) -> Result<()> {
+    let mut clang = Command::new("clang-19");
+    clang
+        .args(["-g", "-O2", "--target=bpf", "-mcpu=v3", "-Wall", "-Werror"])
+        .arg(kernel.arch.bpf_target_define());
+    for dir in first {
+        clang.arg(format!("-I{}", dir.display()));
+    }
+    clang
+        .arg(format!(
+            "-I{}",
+            paths.repo.join("selftests/include").display()
+        ))
+        .arg(format!(
+            "-I{}",
+            kernel.src.join("tools/include/uapi").display()
+        ))
+        .arg(format!("-I{}", kernel.arch.multiarch_include()))
+        .arg("-c")
+        .arg(src)
+        .arg("-o")
+        .arg(out);
+    run_logged(clang, log, &format!("compiling {}", src.display()))
 }

@@ -18,14 +18,13 @@ mod c_table;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use anyhow::{bail, ensure, Context, Result};
 
 use crate::kernel::Built;
 use crate::paths::Paths;
-use crate::stage::run_logged;
 
 /// Selftest directory of the kernel tree.
 const SELFTESTS: &str = "tools/testing/selftests/bpf";
@@ -51,7 +50,7 @@ pub fn build_objects(paths: &Paths, kernel: &Built, objs: &Path, log: &Path) -> 
     std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
 
     let stem = format!("{PREFIX}verifier_spin_lock");
-    compile(
+    crate::selftests::compile_bpf(
         paths,
         kernel,
         std::slice::from_ref(&progs),
@@ -71,7 +70,7 @@ pub fn build_objects(paths: &Paths, kernel: &Built, objs: &Path, log: &Path) -> 
     let obj = objs.join(format!("{stem}.bpf.o"));
     // progs/ first so that its bpf_misc.h is the one used, then vmlinux.h
     // and bpf_experimental.h (selftests/bpf).
-    compile(
+    crate::selftests::compile_bpf(
         paths,
         kernel,
         &[progs, work.clone(), selftests],
@@ -81,40 +80,6 @@ pub fn build_objects(paths: &Paths, kernel: &Built, objs: &Path, log: &Path) -> 
     )?;
     check_tags(&obj, &table)?;
     Ok(2)
-}
-
-/// clang-19 with the flags of `selftests::build_bpf_objects`, behind the
-/// include directories `first`.
-fn compile(
-    paths: &Paths,
-    kernel: &Built,
-    first: &[PathBuf],
-    src: &Path,
-    out: &Path,
-    log: &Path,
-) -> Result<()> {
-    let mut clang = Command::new("clang-19");
-    clang
-        .args(["-g", "-O2", "--target=bpf", "-mcpu=v3", "-Wall", "-Werror"])
-        .arg(kernel.arch.bpf_target_define());
-    for dir in first {
-        clang.arg(format!("-I{}", dir.display()));
-    }
-    clang
-        .arg(format!(
-            "-I{}",
-            paths.repo.join("selftests/include").display()
-        ))
-        .arg(format!(
-            "-I{}",
-            kernel.src.join("tools/include/uapi").display()
-        ))
-        .arg(format!("-I{}", kernel.arch.multiarch_include()))
-        .arg("-c")
-        .arg(src)
-        .arg("-o")
-        .arg(out);
-    run_logged(clang, log, &format!("compiling upstream {}", src.display()))
 }
 
 /// `vmlinux.h` of the built kernel, for the CO-RE style upstream programs.
