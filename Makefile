@@ -77,8 +77,8 @@ vmbench: deps
 bench:
 	$(CARGO) run -q --release --manifest-path $(TOOLS)/Cargo.toml -p rqspinlock-host --bin bench
 
-## test: everything CI runs: unit-test, loom, vmtest (x86_64 and arm64), mutants
-test: deps unit-test loom vmtest vmtest-arm64 mutants
+## test: everything CI runs: vmtest (x86_64, arm64), unit-test, loom, mutants
+test: deps vmtest vmtest-arm64 unit-test loom mutants
 
 ## clean: remove out/ and the module's in-place build products
 clean:

@@ -9,7 +9,31 @@ use bpf_runner::spec::{Expect, TestSpec};
 use bpf_runner::suite::{self, TestCase};
 
 const CLANG: &str = "clang-19";
-const KERNEL_UAPI: &str = "/root/.cache/rqspin-bpf/ref/linux-source-6.12/tools/include/uapi";
+
+/// A 6.12 kernel source tree: `$RQSPIN_KSRC`, else the one the pipeline
+/// unpacks into its cache (`make test` runs `make vmtest` first), else the
+/// developers' reference copy.
+fn ksrc() -> String {
+    if let Ok(p) = std::env::var("RQSPIN_KSRC") {
+        return p;
+    }
+    let home = std::env::var("HOME").unwrap_or_default();
+    let cache = std::path::Path::new(&home).join(".cache/rqspin-bpf");
+    let mut trees: Vec<std::path::PathBuf> = std::fs::read_dir(cache.join("src"))
+        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    trees.retain(|p| p.join("tools/include/uapi/linux/bpf.h").exists());
+    trees.sort();
+    trees
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| cache.join("ref/linux-source-6.12"))
+        .display()
+        .to_string()
+}
+
+static KERNEL_UAPI: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("{}/tools/include/uapi", ksrc()));
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -35,8 +59,9 @@ fn build_bpf(src: &Path, out: &Path, debug: bool) {
         "{CLANG} is required to build the BPF test objects (apt-get install clang-19)"
     );
     assert!(
-        Path::new(KERNEL_UAPI).is_dir(),
-        "kernel uapi headers missing at {KERNEL_UAPI} (the 6.12 reference tree)"
+        Path::new(KERNEL_UAPI.as_str()).is_dir(),
+        "kernel uapi headers missing at {} (a 6.12 tree: run make vmtest or set RQSPIN_KSRC)",
+        *KERNEL_UAPI
     );
     let include = repo_root().join("selftests/include");
     let mut cmd = Command::new(CLANG);
@@ -45,7 +70,7 @@ fn build_bpf(src: &Path, out: &Path, debug: bool) {
     }
     cmd.args(["-O2", "--target=bpf", "-mcpu=v3", "-D__TARGET_ARCH_x86"])
         .arg(format!("-I{}", include.display()))
-        .arg(format!("-I{KERNEL_UAPI}"))
+        .arg(format!("-I{}", *KERNEL_UAPI))
         .arg("-I/usr/include/x86_64-linux-gnu")
         .arg("-c")
         .arg(src)

@@ -10,15 +10,41 @@ use std::process::Command;
 use bpf_runner::spec::{Expect, Mode, TestSpec};
 use bpf_runner::suite::{self, TestCase};
 
-const SELFTESTS: &str = "/root/.cache/rqspin-bpf/ref/linux-source-6.12/tools/testing/selftests/bpf";
-const KERNEL_UAPI: &str = "/root/.cache/rqspin-bpf/ref/linux-source-6.12/tools/include/uapi";
+static SELFTESTS: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("{}/tools/testing/selftests/bpf", ksrc()));
+
+/// A 6.12 kernel source tree: `$RQSPIN_KSRC`, else the one the pipeline
+/// unpacks into its cache (`make test` runs `make vmtest` first), else the
+/// developers' reference copy.
+fn ksrc() -> String {
+    if let Ok(p) = std::env::var("RQSPIN_KSRC") {
+        return p;
+    }
+    let home = std::env::var("HOME").unwrap_or_default();
+    let cache = std::path::Path::new(&home).join(".cache/rqspin-bpf");
+    let mut trees: Vec<std::path::PathBuf> = std::fs::read_dir(cache.join("src"))
+        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    trees.retain(|p| p.join("tools/include/uapi/linux/bpf.h").exists());
+    trees.sort();
+    trees
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| cache.join("ref/linux-source-6.12"))
+        .display()
+        .to_string()
+}
+
+static KERNEL_UAPI: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("{}/tools/include/uapi", ksrc()));
 
 #[test]
 fn upstream_verifier_spin_lock_tags() {
-    let progs = Path::new(SELFTESTS).join("progs");
+    let progs = Path::new(SELFTESTS.as_str()).join("progs");
     assert!(
         progs.join("bpf_misc.h").is_file(),
-        "the 6.12 reference tree is missing at {SELFTESTS}"
+        "the 6.12 kernel tree is missing at {} (run make vmtest or set RQSPIN_KSRC)",
+        *SELFTESTS
     );
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("upstream_tags");
     let _ = std::fs::remove_dir_all(&dir);
@@ -28,7 +54,7 @@ fn upstream_verifier_spin_lock_tags() {
         .args(["-g", "-O2", "--target=bpf", "-mcpu=v3", "-Wall", "-Werror"])
         .arg("-D__TARGET_ARCH_x86")
         .arg(format!("-I{}", progs.display()))
-        .arg(format!("-I{KERNEL_UAPI}"))
+        .arg(format!("-I{}", *KERNEL_UAPI))
         .arg("-I/usr/include/x86_64-linux-gnu")
         .arg("-c")
         .arg(progs.join("verifier_spin_lock.c"))
