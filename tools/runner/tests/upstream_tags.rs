@@ -10,33 +10,11 @@ use std::process::Command;
 use bpf_runner::spec::{Expect, Mode, TestSpec};
 use bpf_runner::suite::{self, TestCase};
 
+mod common;
+use common::{ksrc, KERNEL_UAPI};
+
 static SELFTESTS: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| format!("{}/tools/testing/selftests/bpf", ksrc()));
-
-/// A 6.12 kernel source tree: `$RQSPIN_KSRC`, else the one the pipeline
-/// unpacks into its cache (`make test` runs `make vmtest` first), else the
-/// developers' reference copy.
-fn ksrc() -> String {
-    if let Ok(p) = std::env::var("RQSPIN_KSRC") {
-        return p;
-    }
-    let home = std::env::var("HOME").unwrap_or_default();
-    let cache = std::path::Path::new(&home).join(".cache/rqspin-bpf");
-    let mut trees: Vec<std::path::PathBuf> = std::fs::read_dir(cache.join("src"))
-        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
-        .unwrap_or_default();
-    trees.retain(|p| p.join("tools/include/uapi/linux/bpf.h").exists());
-    trees.sort();
-    trees
-        .into_iter()
-        .next()
-        .unwrap_or_else(|| cache.join("ref/linux-source-6.12"))
-        .display()
-        .to_string()
-}
-
-static KERNEL_UAPI: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| format!("{}/tools/include/uapi", ksrc()));
 
 #[test]
 fn upstream_verifier_spin_lock_tags() {
