@@ -13,16 +13,10 @@
 #include <linux/compiler_types.h>
 #include <linux/types.h>
 
-struct bpf_rqspin_lock;
-struct bpf_rqspin_guard;
-
-u64 rqspin_rs_ktime_get_ns(void);
+int rqspin_rs_lock(u32 *lock);
+void rqspin_rs_unlock(u32 *lock);
 u64 rqspin_rs_stat_add(u32 slot, u64 delta);
 u64 rqspin_rs_stat_sum(u32 slot);
-struct bpf_rqspin_guard *rqspin_rs_lock(struct bpf_rqspin_lock *lock, bool irqsave);
-void rqspin_rs_unlock(struct bpf_rqspin_guard *guard);
-int rqspin_rs_last_error(void);
-size_t rqspin_rs_guard_size(void);
 
 int rqspin_c_register_kfuncs(void);
 int rqspin_c_cpu(void);
@@ -31,13 +25,8 @@ bool rqspin_c_cpu_possible(unsigned int cpu);
 void __percpu *rqspin_c_alloc_percpu(size_t size, size_t align);
 void rqspin_c_free_percpu(void __percpu *ptr);
 void *rqspin_c_per_cpu_ptr(void __percpu *ptr, unsigned int cpu);
-void rqspin_c_preempt_disable(void);
-void rqspin_c_preempt_enable(void);
-unsigned long rqspin_c_irq_save(void);
-void rqspin_c_irq_restore(unsigned long flags);
 u64 rqspin_c_clock_ns(void);
 void rqspin_c_cpu_relax(void);
 bool rqspin_c_in_nmi(void);
-unsigned int rqspin_c_ctx_level(void);
 
 #endif /* _BPF_RQSPINLOCK_GLUE_H */
