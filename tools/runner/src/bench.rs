@@ -1,11 +1,14 @@
 //! `bpf-runner --bench`: what a lock + unlock pair costs a BPF program,
-//! bpf_rqspin_lock() against bpf_spin_lock(). A benchmark, not a test: it
-//! prints numbers and fails only if it cannot measure.
+//! bpf_res_spin_lock() (the resilient lock of the bpf_rqspinlock module,
+//! mainline's API) against bpf_spin_lock(), and the irqsave variant. A
+//! benchmark, not a test: it prints numbers and fails only if it cannot
+//! measure.
 //!
 //! The programs (`selftests/progs/bench_lock.c`) share one shape: look up,
 //! lock, increment, unlock. `bench_empty` is that shape without the lock; its
 //! time is subtracted from the others, which leaves the lock and unlock
-//! alone. Every program runs `REPEAT` times in the kernel per
+//! alone. Each lock kind has a map of its own (a value may hold only one
+//! lock), both one-element arrays of 16-byte values. Every program runs `REPEAT` times in the kernel per
 //! BPF_PROG_TEST_RUN; the rounds are interleaved across programs so that
 //! drift (host load, frequency) hits all of them alike, and the median round
 //! is reported.
@@ -21,11 +24,11 @@ use crate::runtime::Ctx;
 const OBJECT: &str = "bench_lock.bpf.o";
 const BASELINE: &str = "bench_empty";
 const SPIN: &str = "bench_spin_lock";
-const RQSPIN: &str = "bench_rqspin_lock";
-const RQSPIN_IRQ: &str = "bench_rqspin_lock_irqsave";
-const PROGRAMS: [&str; 4] = [BASELINE, SPIN, RQSPIN, RQSPIN_IRQ];
+const RES: &str = "bench_res_spin_lock";
+const RES_IRQ: &str = "bench_res_spin_lock_irqsave";
+const PROGRAMS: [&str; 4] = [BASELINE, SPIN, RES, RES_IRQ];
 /// Programs also measured with two CPUs on the same lock.
-const CONTENDED: [&str; 2] = [SPIN, RQSPIN];
+const CONTENDED: [&str; 2] = [SPIN, RES];
 
 const REPEAT: u32 = 100_000;
 const ROUNDS: usize = 7;
@@ -51,7 +54,7 @@ fn accel_label(accel: Option<&str>, clocksource: &str) -> String {
 
 /// Runs the benchmark and returns the report to print.
 pub fn run(objs: &Path, accel: Option<&str>) -> Result<String> {
-    let mut ctx = Ctx::new(objs);
+    let mut ctx = Ctx::new(objs, &[]);
     let obj = load_programs(&mut ctx, OBJECT, &PROGRAMS)
         .with_context(|| format!("loading the benchmark programs of {OBJECT}"))?;
     let fds = PROGRAMS
@@ -130,12 +133,12 @@ pub fn run(objs: &Path, accel: Option<&str>) -> Result<String> {
         let _ = writeln!(out, "{name:<28} {t:>10.1} {op:>18}");
     }
     let spin = (ns[1] - base).max(0.0);
-    let rq = (ns[2] - base).max(0.0);
+    let res = (ns[2] - base).max(0.0);
     if spin > 0.0 {
         let _ = writeln!(
             out,
-            "ratio bpf_rqspin_lock / bpf_spin_lock: {:.2}x",
-            rq / spin
+            "ratio bpf_res_spin_lock / bpf_spin_lock: {:.2}x",
+            res / spin
         );
     } else {
         let _ = writeln!(

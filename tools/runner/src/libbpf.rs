@@ -4,7 +4,7 @@
 //! verifier runs, e.g. an unresolved kfunc).
 
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
-use std::os::fd::RawFd;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::ptr::NonNull;
@@ -173,6 +173,45 @@ impl Object {
         (!btf.is_null()).then_some(btf as *const _)
     }
 
+    /// File descriptor of the object's BTF in the kernel (after a
+    /// successful [`Self::load`]); it stays valid while the object lives.
+    pub fn btf_fd(&self) -> Result<RawFd> {
+        let btf = self.btf().context("the object has no .BTF")?;
+        // SAFETY: btf is owned by the live object.
+        check(unsafe { libbpf_sys::btf__fd(btf) }, || {
+            "the object's BTF is not loaded into the kernel".into()
+        })
+    }
+
+    /// Id of the type `name` of BTF kind `kind` (`libbpf_sys::BTF_KIND_*`)
+    /// in the object's BTF; the same id in its kernel copy ([`Self::btf_fd`]).
+    pub fn btf_type_id(&self, name: &str, kind: u32) -> Result<u32> {
+        let btf = self.btf().context("the object has no .BTF")?;
+        let c_name = cstr(name)?;
+        // SAFETY: btf is owned by the live object; valid C string.
+        let id = unsafe { libbpf_sys::btf__find_by_name_kind(btf, c_name.as_ptr(), kind) };
+        check(id, || {
+            format!("type '{name}' (BTF kind {kind}) not in the object's BTF")
+        })
+        .map(|id| id as u32)
+    }
+
+    /// Makes map `name` use the existing map `fd` instead of creating its
+    /// own (libbpf's reuse_fd); before [`Self::load`].
+    pub fn reuse_map_fd(&mut self, name: &str, fd: RawFd) -> Result<()> {
+        let c_name = cstr(name)?;
+        // SAFETY: object open, valid C string.
+        let map = unsafe { libbpf_sys::bpf_object__find_map_by_name(self.raw(), c_name.as_ptr()) };
+        if map.is_null() {
+            bail!("no map '{name}' in the object");
+        }
+        // SAFETY: map belongs to this (not yet loaded) object; libbpf dups fd.
+        check(unsafe { libbpf_sys::bpf_map__reuse_fd(map, fd) }, || {
+            format!("reuse_fd({name})")
+        })?;
+        Ok(())
+    }
+
     /// Makes `name` the only program that loads, with the given verifier log
     /// level, extra program flags (ORed into the ones libbpf derived from the
     /// section, e.g. sleepable) and a log buffer of `log_size` bytes.
@@ -338,8 +377,8 @@ pub struct Map {
 }
 
 impl Map {
-    /// BPF_MAP_LOOKUP_ELEM with `flags` (e.g. BPF_F_LOCK). Not for per-CPU maps.
-    pub fn lookup(&self, key: &[u8], flags: u64) -> Result<Vec<u8>> {
+    /// A key of the wrong size would make the kernel read past it.
+    fn check_key(&self, key: &[u8]) -> Result<()> {
         if key.len() != self.key_size {
             bail!(
                 "map '{}': key of {} bytes, the map's keys have {}",
@@ -348,6 +387,12 @@ impl Map {
                 self.key_size
             );
         }
+        Ok(())
+    }
+
+    /// BPF_MAP_LOOKUP_ELEM with `flags` (e.g. BPF_F_LOCK). Not for per-CPU maps.
+    pub fn lookup(&self, key: &[u8], flags: u64) -> Result<Vec<u8>> {
+        self.check_key(key)?;
         let mut value = vec![0u8; self.value_size];
         // SAFETY: key and value are exactly the map's key and value sizes.
         let ret = unsafe {
@@ -387,6 +432,145 @@ impl Map {
         };
         check(ret, || format!("update of map '{}'", self.name))?;
         Ok(())
+    }
+
+    /// BPF_MAP_DELETE_ELEM.
+    pub fn delete(&self, key: &[u8]) -> Result<()> {
+        self.check_key(key)?;
+        // SAFETY: key is exactly the map's key size.
+        let ret = unsafe { libbpf_sys::bpf_map_delete_elem(self.fd, key.as_ptr().cast()) };
+        check(ret, || format!("delete from map '{}'", self.name))?;
+        Ok(())
+    }
+}
+
+/// What [`map_create`] asks for; BTF ids are 0 for "none".
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MapSpec {
+    pub map_type: libbpf_sys::bpf_map_type,
+    pub key_size: u32,
+    pub value_size: u32,
+    pub max_entries: u32,
+    pub map_flags: u32,
+    pub map_extra: u64,
+    pub btf_fd: RawFd,
+    pub btf_key_type_id: u32,
+    pub btf_value_type_id: u32,
+}
+
+/// BPF_MAP_CREATE: the new map's fd, or the errno the kernel refused it
+/// with (as a plain number: tests compare it).
+pub fn map_create(name: &str, spec: &MapSpec) -> std::result::Result<OwnedFd, i32> {
+    let c_name = CString::new(name).map_err(|_| libc::EINVAL)?;
+    let opts = libbpf_sys::bpf_map_create_opts {
+        sz: std::mem::size_of::<libbpf_sys::bpf_map_create_opts>() as _,
+        btf_fd: u32::try_from(spec.btf_fd).unwrap_or(0),
+        btf_key_type_id: spec.btf_key_type_id,
+        btf_value_type_id: spec.btf_value_type_id,
+        map_flags: spec.map_flags,
+        map_extra: spec.map_extra,
+        ..Default::default()
+    };
+    // SAFETY: valid C string and opts for the duration of the call.
+    let fd = unsafe {
+        libbpf_sys::bpf_map_create(
+            spec.map_type,
+            c_name.as_ptr(),
+            spec.key_size,
+            spec.value_size,
+            spec.max_entries,
+            &opts,
+        )
+    };
+    if fd < 0 {
+        Err(-fd)
+    } else {
+        // SAFETY: a new fd that nothing else owns.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+}
+
+/// BPF_MAP_FREEZE: `Err(errno)` if refused.
+pub fn map_freeze(fd: RawFd) -> std::result::Result<(), i32> {
+    // SAFETY: plain syscall wrapper on an fd.
+    let ret = unsafe { libbpf_sys::bpf_map_freeze(fd) };
+    if ret < 0 {
+        Err(-ret)
+    } else {
+        Ok(())
+    }
+}
+
+/// BTF written type by type (libbpf's btf__add_*), for types a loadable
+/// object cannot hold; freed (and its kernel fd closed) on drop.
+pub struct BtfBuilder {
+    ptr: NonNull<libbpf_sys::btf>,
+}
+
+impl BtfBuilder {
+    pub fn new() -> Result<Self> {
+        // SAFETY: no arguments; NULL on failure.
+        let ptr = unsafe { libbpf_sys::btf__new_empty() };
+        NonNull::new(ptr)
+            .map(|ptr| Self { ptr })
+            .ok_or_else(|| anyhow!("btf__new_empty failed"))
+    }
+
+    fn id(ret: c_int, what: impl FnOnce() -> String) -> Result<u32> {
+        check(ret, what).map(|id| id as u32)
+    }
+
+    /// An unsigned integer type of `size` bytes.
+    pub fn add_int(&mut self, name: &str, size: usize) -> Result<u32> {
+        let c_name = cstr(name)?;
+        // SAFETY: live btf, valid C string.
+        let ret =
+            unsafe { libbpf_sys::btf__add_int(self.ptr.as_ptr(), c_name.as_ptr(), size as _, 0) };
+        Self::id(ret, || format!("btf__add_int({name})"))
+    }
+
+    /// A struct of `size` bytes; its members follow with [`Self::add_field`].
+    pub fn add_struct(&mut self, name: &str, size: u32) -> Result<u32> {
+        let c_name = cstr(name)?;
+        // SAFETY: live btf, valid C string.
+        let ret = unsafe { libbpf_sys::btf__add_struct(self.ptr.as_ptr(), c_name.as_ptr(), size) };
+        Self::id(ret, || format!("btf__add_struct({name})"))
+    }
+
+    /// A member of the struct added last, at `byte_offset`.
+    pub fn add_field(&mut self, name: &str, type_id: u32, byte_offset: u32) -> Result<()> {
+        let c_name = cstr(name)?;
+        // SAFETY: live btf, valid C string.
+        let ret = unsafe {
+            libbpf_sys::btf__add_field(
+                self.ptr.as_ptr(),
+                c_name.as_ptr(),
+                type_id as c_int,
+                byte_offset * 8,
+                0,
+            )
+        };
+        check(ret, || format!("btf__add_field({name})"))?;
+        Ok(())
+    }
+
+    /// BPF_BTF_LOAD: the kernel's fd of this BTF, or the errno it was
+    /// refused with. The fd belongs to the builder.
+    pub fn load(&mut self) -> std::result::Result<RawFd, i32> {
+        // SAFETY: live btf.
+        let ret = unsafe { libbpf_sys::btf__load_into_kernel(self.ptr.as_ptr()) };
+        if ret < 0 {
+            return Err(-ret);
+        }
+        // SAFETY: live btf, loaded just now.
+        Ok(unsafe { libbpf_sys::btf__fd(self.ptr.as_ptr()) })
+    }
+}
+
+impl Drop for BtfBuilder {
+    fn drop(&mut self) {
+        // SAFETY: we own the btf; btf__free closes its kernel fd.
+        unsafe { libbpf_sys::btf__free(self.ptr.as_ptr()) };
     }
 }
 

@@ -74,7 +74,7 @@ fn run(args: &Args) -> Result<i32> {
                 (run.status, run.log)
             }
             TestCase::Broken { error, .. } => (Status::Fail(error.clone()), error.clone()),
-            TestCase::Runtime(test) => runtime::run(test, &args.objs),
+            TestCase::Runtime(test) => runtime::run(test, &args.objs, &args.modules),
         };
         let elapsed = start.elapsed();
         let log_path = logs.join(log_file_name(&name));

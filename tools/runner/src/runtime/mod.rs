@@ -3,9 +3,10 @@
 //! after the annotated tests; a new one is a function plus a line in
 //! [`TESTS`]. Shared plumbing lives in [`support`].
 
-pub mod rqspin;
+pub mod res_lock;
 pub mod spin_lock;
 pub mod support;
+pub mod without_module;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -28,13 +29,16 @@ pub type Outcome = anyhow::Result<Verdict>;
 pub struct Ctx {
     /// The `--objs` directory.
     pub objs_dir: PathBuf,
+    /// The `--module` files, loaded before the tests ran.
+    pub modules: Vec<PathBuf>,
     log: String,
 }
 
 impl Ctx {
-    pub fn new(objs_dir: &Path) -> Self {
+    pub fn new(objs_dir: &Path, modules: &[PathBuf]) -> Self {
         Self {
             objs_dir: objs_dir.to_path_buf(),
+            modules: modules.to_vec(),
             log: String::new(),
         }
     }
@@ -69,42 +73,47 @@ pub static TESTS: &[RuntimeTest] = &[
         run: spin_lock::exact_total,
     },
     RuntimeTest {
-        name: "rqspin_aa",
-        run: rqspin::aa,
+        name: "res_lock_aa",
+        run: res_lock::aa,
     },
     RuntimeTest {
-        name: "rqspin_abba",
-        run: rqspin::abba,
+        name: "res_lock_abba",
+        run: res_lock::abba,
     },
     RuntimeTest {
-        name: "rqspin_held_overflow",
-        run: rqspin::held_overflow,
+        name: "res_lock_held_overflow",
+        run: res_lock::held_overflow,
     },
     RuntimeTest {
-        name: "rqspin_stalled_holder",
-        run: rqspin::stalled_holder,
+        name: "res_lock_stalled_holder",
+        run: res_lock::stalled_holder,
     },
     RuntimeTest {
-        name: "rqspin_exact_total",
-        run: rqspin::exact_total,
+        name: "res_lock_exact_total",
+        run: res_lock::exact_total,
     },
     RuntimeTest {
-        name: "rqspin_scribble",
-        run: rqspin::scribble,
+        name: "res_lock_irqsave",
+        run: res_lock::irqsave,
     },
     RuntimeTest {
-        name: "rqspin_out_of_order",
-        run: rqspin::out_of_order,
+        name: "res_lock_user_update",
+        run: res_lock::user_update,
     },
     RuntimeTest {
-        name: "rqspin_irqsave",
-        run: rqspin::irqsave,
+        name: "res_lock_map_types",
+        run: res_lock::map_types,
+    },
+    // Last: it unloads the module (and loads it again).
+    RuntimeTest {
+        name: "res_lock_without_module",
+        run: without_module::res_lock_without_module,
     },
 ];
 
 /// Runs `test`; a panic is a failure, not the end of the whole run.
-pub fn run(test: &RuntimeTest, objs_dir: &Path) -> (Status, String) {
-    let mut ctx = Ctx::new(objs_dir);
+pub fn run(test: &RuntimeTest, objs_dir: &Path, modules: &[PathBuf]) -> (Status, String) {
+    let mut ctx = Ctx::new(objs_dir, modules);
     let result = catch_unwind(AssertUnwindSafe(|| (test.run)(&mut ctx)));
     let status = match result {
         Ok(Ok(Verdict::Pass)) => Status::Pass,
@@ -144,13 +153,13 @@ mod tests {
     fn outcomes_map_to_statuses() {
         let dir = Path::new("/nonexistent");
         let t = |run| RuntimeTest { name: "t", run };
-        assert_eq!(run(&t(passes), dir).0, Status::Pass);
-        assert_eq!(run(&t(skips), dir).0, Status::Skip("not here".into()));
-        let (status, log) = run(&t(fails), dir);
+        assert_eq!(run(&t(passes), dir, &[]).0, Status::Pass);
+        assert_eq!(run(&t(skips), dir, &[]).0, Status::Skip("not here".into()));
+        let (status, log) = run(&t(fails), dir, &[]);
         assert_eq!(status, Status::Fail("count was 9999".into()));
         assert_eq!(log, "some detail\n");
         assert_eq!(
-            run(&t(panics), dir).0,
+            run(&t(panics), dir, &[]).0,
             Status::Fail("panicked: boom".into())
         );
     }
@@ -170,7 +179,7 @@ mod tests {
             .iter()
             .find(|t| t.name == "spin_lock_exact_total")
             .unwrap();
-        match run(test, Path::new("/nonexistent-objs")).0 {
+        match run(test, Path::new("/nonexistent-objs"), &[]).0 {
             Status::Fail(msg) => assert!(msg.contains("runtime_spin_lock.bpf.o"), "{msg}"),
             other => panic!("{other:?}"),
         }

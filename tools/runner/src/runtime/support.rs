@@ -93,6 +93,11 @@ impl LoadedObject {
     pub fn map(&self, name: &str) -> Result<Map> {
         self.obj.map(name)
     }
+
+    /// The loaded object itself (its BTF, for instance).
+    pub fn object(&self) -> &Object {
+        &self.obj
+    }
 }
 
 /// Loads programs `progs` of `<objs>/<object_file>` (and no other program of
