@@ -1,143 +1,133 @@
-//! `xtask mutants`: proves that the lock-pruning suite catches unsound
-//! pruning. Each mutant in `tools/mutants/` removes one lock-state comparison
-//! from `kernel/bpf/verifier.c`; the kernel is rebuilt with it and the suite
-//! runs in a VM. A mutant is killed when some test fails on it. The suite
-//! must also pass, first, on the unmutated kernel.
+//! `xtask mutants`: proves that the lock-pruning suites catch unsound
+//! pruning. Each mutant of `tools/mutants/mutants.list` skips one lock-state
+//! comparison of `kernel/bpf/verifier.c`. A mutant is killed when a
+//! `__failure` program of the suites, which the real verifier rejects, loads
+//! on it: the only way a weaker comparison shows is a path pruned that should
+//! have been verified. Any other failure (a broken object, a `*_safe`
+//! program refused) does not count, and is reported.
 //!
-//! Mutant kernels are built in their own `O=` directory, so the kernel that
-//! `vmtest` tests is never a mutant, even after an interrupted run. The mutation is applied to the shared source tree only while the
-//! pipeline lock is held, and undone with the original mtime, so the main
-//! build does not see a change.
+//! All mutants live in one kernel (mutant schemata): `tools/mutants/
+//! schema.patch` guards each comparison with `MUTANT(n)`, a test of the
+//! `bpf_verifier_mutant` kernel parameter, which the guest sets before each
+//! run of the suites. So one incremental build and one boot serve them all.
+//! With the parameter at 0 the schema kernel must pass the suites too.
+//!
+//! The schema kernel is built in its own `O=` directory, so the kernel that
+//! `vmtest` tests never carries it, even after an interrupted run. The patch
+//! is applied to the shared source tree only while the pipeline lock is held,
+//! and undone with the original mtime, so the main build does not see a
+//! change.
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use xshell::Shell;
 
 use crate::kernel::{self, Built, Options};
 use crate::paths::Paths;
-use crate::report;
+use crate::report::{self, TestResult};
 use crate::selftests::{self, Selftests};
 use crate::stage::{run_logged, Stage};
 use crate::toolchain;
 use crate::vm::{self, Outcome, Vm};
 
-/// The suite the mutants are run against.
-const SUITE: &[&str] = &["verifier_lock_prune/*", "verifier_rqspin_prune/*"];
+/// The suites the mutants are run against.
+const SUITE: &[&str] = &["verifier_lock_prune/*", "verifier_res_lock_prune/*"];
 const VERIFIER: &str = "kernel/bpf/verifier.c";
+/// Where the schema kernel takes the mutant to apply.
+const KNOB: &str = "/sys/module/kernel/parameters/bpf_verifier_mutant";
+/// The runner's failure text for a `__failure` program that loaded.
+const ACCEPTED: &str = "expected the verifier to reject the program, it was accepted";
+
+/// One line of `mutants.list`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mutant {
+    /// The value of `bpf_verifier_mutant` that applies it.
+    pub knob: u32,
+    pub name: String,
+    /// What it removes.
+    pub what: String,
+}
 
 #[derive(Serialize)]
 struct MutantResult {
     mutant: String,
+    knob: u32,
+    removes: String,
     killed: bool,
     killing_tests: Vec<String>,
     tests_run: usize,
-    note: String,
+    /// Failures that are not kills (should be none).
+    other_failures: Vec<String>,
 }
 
 pub fn run(sh: &Shell, paths: &Paths, opts: &Options) -> Result<i32> {
+    let mutants = read_list(&paths.repo.join("tools/mutants/mutants.list"))?;
     let built = kernel::build(sh, paths, opts)?;
     let tests = selftests::build(paths, &built)?;
     let out = paths.out_arch(opts.arch).join("mutants");
     let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(&out)?;
 
-    // The suite must pass on the real verifier, or "killed" means nothing.
-    let stage = Stage::start("mutants: baseline (unmutated kernel)");
-    let base = run_suite(
-        paths,
+    // The suites must pass on the real verifier, or "killed" means nothing.
+    let stage = Stage::start("mutants: baseline (the series' kernel)");
+    let product: Vec<PathBuf> = built.module().into_iter().collect();
+    let base = run_suites(
         &built.image(),
-        &tests.modules[..1],
+        &product,
         &tests,
+        &[None],
         &out.join("baseline"),
-    )?;
-    let base_failed: Vec<String> = base
-        .iter()
-        .filter(|t| t.result != "pass")
-        .map(|t| t.name.clone())
-        .collect();
-    if base.is_empty() || !base_failed.is_empty() {
-        stage.done("FAILED");
-        bail!(
-            "the pruning suite does not pass on the unmutated kernel ({} tests; failing: {:?})",
-            base.len(),
-            base_failed
-        );
-    }
+    )?
+    .pop()
+    .unwrap_or_default();
+    require_all_pass("the series' kernel", &base)?;
     stage.done(format!("{} tests pass", base.len()));
 
+    let stage = Stage::start("mutants: schema kernel build");
     let obj = mutant_obj(paths, &built)?;
-    let mut results = Vec::new();
-    for patch in mutant_patches(paths)? {
-        let name = patch.file_stem().unwrap().to_string_lossy().to_string();
-        let stage = Stage::start(format!("mutant {name}"));
-        build_mutant(
-            paths,
-            &built,
-            &obj,
-            &patch,
-            &out.join(format!("{name}-build.log")),
-        )?;
-        let image = obj.join(built.arch.image());
-        let module = obj
-            .join(crate::series::MODULE_DIR)
-            .join("bpf_rqspinlock.ko");
-        let res = run_suite(paths, &image, &[module], &tests, &out.join(&name))?;
-        let killing: Vec<String> = res
-            .iter()
-            .filter(|t| t.result == "fail")
-            .map(|t| t.name.clone())
-            .collect();
-        let killed = !killing.is_empty();
-        stage.done(if killed {
-            format!("killed by {} test(s)", killing.len())
-        } else {
-            "SURVIVED".into()
-        });
-        results.push(MutantResult {
-            mutant: name,
-            killed,
-            tests_run: res.len(),
-            note: if res.is_empty() {
-                "no test ran on this mutant".into()
-            } else {
-                String::new()
-            },
-            killing_tests: killing,
-        });
-    }
-
-    println!("\n{:<36} {:<8} killing tests", "mutant", "verdict");
-    for r in &results {
-        println!(
-            "{:<36} {:<8} {}",
-            r.mutant,
-            if r.killed { "killed" } else { "SURVIVED" },
-            r.killing_tests.join(", ")
-        );
-    }
-    let killed = results.iter().filter(|r| r.killed).count();
-    let score = if results.is_empty() {
-        0.0
-    } else {
-        100.0 * killed as f64 / results.len() as f64
-    };
-    println!(
-        "mutation score: {killed}/{} ({score:.0}%), baseline: {} tests pass",
-        results.len(),
-        base.len()
-    );
-    let path = out.join("mutants.json");
-    std::fs::write(
-        &path,
-        serde_json::to_string_pretty(&serde_json::json!({
-            "suite": SUITE, "baseline_tests": base.len(), "mutants": results,
-            "killed": killed, "score_percent": score,
-        }))? + "\n",
+    build_schema(
+        paths,
+        &built,
+        &obj,
+        &paths.repo.join("tools/mutants/schema.patch"),
+        &out.join("schema-build.log"),
     )?;
-    println!("report: {}", path.display());
+    stage.done(format!("built in {}", obj.display()));
+
+    let stage = Stage::start(format!("mutants: {} mutants in one boot", mutants.len()));
+    // The schema kernel's own build of the module, against its vmlinux.
+    let module: Vec<PathBuf> = product
+        .iter()
+        .map(|_| {
+            obj.join(crate::series::MODULE_DIR)
+                .join("bpf_rqspinlock.ko")
+        })
+        .collect();
+    let knobs: Vec<Option<u32>> = std::iter::once(Some(0))
+        .chain(mutants.iter().map(|m| Some(m.knob)))
+        .collect();
+    let mut runs = run_suites(
+        &obj.join(built.arch.image()),
+        &module,
+        &tests,
+        &knobs,
+        &out.join("schema"),
+    )?;
+    let unmutated = runs.remove(0);
+    require_all_pass("the schema kernel with no mutant", &unmutated)?;
+    stage.done(format!("{} runs", runs.len() + 1));
+
+    let results: Vec<MutantResult> = mutants
+        .iter()
+        .zip(runs)
+        .map(|(m, res)| judge(m, &res))
+        .collect();
+    report_results(&results, base.len(), &out)?;
+    let killed = results.iter().filter(|r| r.killed).count();
     println!("{} passed, {} failed", killed, results.len() - killed);
     Ok(if killed == results.len() && !results.is_empty() {
         0
@@ -146,17 +136,119 @@ pub fn run(sh: &Shell, paths: &Paths, opts: &Options) -> Result<i32> {
     })
 }
 
-fn mutant_patches(paths: &Paths) -> Result<Vec<PathBuf>> {
-    let dir = paths.repo.join("tools/mutants");
-    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "patch"))
-        .collect();
-    v.sort();
-    if v.is_empty() {
-        bail!("no mutants in {}", dir.display());
+/// Kills are `__failure` programs that loaded; everything else that failed
+/// is reported separately.
+fn judge(m: &Mutant, res: &[TestResult]) -> MutantResult {
+    let failed = res.iter().filter(|t| t.result == "fail");
+    let (kills, others): (Vec<&TestResult>, Vec<&TestResult>) =
+        failed.partition(|t| t.message.contains(ACCEPTED));
+    MutantResult {
+        mutant: m.name.clone(),
+        knob: m.knob,
+        removes: m.what.clone(),
+        killed: !kills.is_empty(),
+        killing_tests: kills.iter().map(|t| t.name.clone()).collect(),
+        tests_run: res.len(),
+        other_failures: others.iter().map(|t| t.name.clone()).collect(),
     }
-    Ok(v)
+}
+
+fn require_all_pass(what: &str, res: &[TestResult]) -> Result<()> {
+    let failed: Vec<&str> = res
+        .iter()
+        .filter(|t| t.result != "pass")
+        .map(|t| t.name.as_str())
+        .collect();
+    if res.is_empty() || !failed.is_empty() {
+        bail!(
+            "the pruning suites do not pass on {what} ({} tests; not passing: {failed:?})",
+            res.len()
+        );
+    }
+    Ok(())
+}
+
+fn report_results(results: &[MutantResult], baseline: usize, out: &Path) -> Result<()> {
+    let mut table = format!("\n{:<28} {:<8} killing tests\n", "mutant", "verdict");
+    for r in results {
+        let _ = writeln!(
+            table,
+            "{:<28} {:<8} {}",
+            r.mutant,
+            if r.killed { "killed" } else { "SURVIVED" },
+            r.killing_tests.join(", ")
+        );
+        if !r.other_failures.is_empty() {
+            let _ = writeln!(
+                table,
+                "{:<28} note: also failed (not kills): {}",
+                "",
+                r.other_failures.join(", ")
+            );
+        }
+    }
+    print!("{table}");
+    let killed = results.iter().filter(|r| r.killed).count();
+    let score = if results.is_empty() {
+        0.0
+    } else {
+        100.0 * killed as f64 / results.len() as f64
+    };
+    println!(
+        "mutation score: {killed}/{} ({score:.0}%), baseline: {baseline} tests pass",
+        results.len()
+    );
+    let path = out.join("mutants.json");
+    std::fs::write(
+        &path,
+        serde_json::to_string_pretty(&serde_json::json!({
+            "suite": SUITE, "baseline_tests": baseline, "mutants": results,
+            "killed": killed, "score_percent": score,
+        }))? + "\n",
+    )?;
+    println!("report: {}", path.display());
+    Ok(())
+}
+
+/// Parses `mutants.list`: `<knob> <name> <what it removes>` per line, `#`
+/// comments. Knobs must be distinct and non-zero (0 means no mutant).
+pub fn read_list(path: &Path) -> Result<Vec<Mutant>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    parse_list(&text).with_context(|| format!("in {}", path.display()))
+}
+
+fn parse_list(text: &str) -> Result<Vec<Mutant>> {
+    let mut out: Vec<Mutant> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut parts = line.splitn(3, char::is_whitespace);
+        let (Some(knob), Some(name), Some(what)) = (parts.next(), parts.next(), parts.next())
+        else {
+            bail!("line {}: expected `<knob> <name> <what it removes>`", i + 1);
+        };
+        let knob: u32 = knob
+            .parse()
+            .with_context(|| format!("line {}: knob {knob:?}", i + 1))?;
+        if knob == 0 || out.iter().any(|m| m.knob == knob || m.name == name) {
+            bail!(
+                "line {}: knob {knob} or name {name} is 0 or repeated",
+                i + 1
+            );
+        }
+        out.push(Mutant {
+            knob,
+            name: name.to_string(),
+            what: what.trim().to_string(),
+        });
+    }
+    if out.is_empty() {
+        bail!("no mutants listed");
+    }
+    Ok(out)
 }
 
 /// The mutant build directory: a build directory of its own, built from the
@@ -194,7 +286,9 @@ impl Drop for Restore {
     }
 }
 
-fn build_mutant(paths: &Paths, built: &Built, obj: &Path, patch: &Path, log: &Path) -> Result<()> {
+/// Builds the schema kernel. The patched verifier.c keeps the mtime of the
+/// last schema build, so an unchanged series rebuilds nothing.
+fn build_schema(paths: &Paths, built: &Built, obj: &Path, patch: &Path, log: &Path) -> Result<()> {
     let file = built.src.join(VERIFIER);
     let _restore = Restore {
         contents: std::fs::read(&file)?,
@@ -204,31 +298,60 @@ fn build_mutant(paths: &Paths, built: &Built, obj: &Path, patch: &Path, log: &Pa
     let mut apply = std::process::Command::new("patch");
     apply
         .current_dir(&built.src)
-        .args(["-p1", "--forward", "--no-backup-if-mismatch", "-i"])
+        .args([
+            "-p1",
+            "--forward",
+            "--fuzz=0",
+            "--no-backup-if-mismatch",
+            "-i",
+        ])
         .arg(patch);
-    run_logged(apply, log, &format!("applying mutant {}", patch.display()))?;
+    run_logged(apply, log, &format!("applying {}", patch.display()))?;
+    // Same contents as at the last schema build: give it that build's mtime,
+    // so make does not recompile verifier.c for nothing.
+    let stamp = obj.join(".rqspin-schema-verifier");
+    let patched = std::fs::read(&file)?;
+    if std::fs::read(&stamp).ok().as_deref() == Some(patched.as_slice()) {
+        if let Ok(mtime) = std::fs::metadata(&stamp).and_then(|m| m.modified()) {
+            std::fs::File::options()
+                .write(true)
+                .open(&file)?
+                .set_modified(mtime)?;
+        }
+    }
     let mut make = toolchain::kbuild(paths, &built.src);
     make.arg(format!("O={}", obj.display()))
         .arg(format!("ARCH={}", built.arch.kbuild()))
         .arg(toolchain::jobs())
         .arg("all");
-    run_logged(make, log, "building the mutant kernel")
+    run_logged(make, log, "building the schema kernel")?;
+    std::fs::write(&stamp, &patched)?;
+    let mtime = std::fs::metadata(&file)?.modified()?;
+    std::fs::File::options()
+        .write(true)
+        .open(&stamp)?
+        .set_modified(mtime)?;
+    Ok(())
 }
 
-fn run_suite(
-    paths: &Paths,
+/// Boots `image` once and runs the suites once per knob value (`None`: leave
+/// the parameter alone, for a kernel without it). Returns the results of
+/// each run, in order.
+fn run_suites(
     image: &Path,
     modules: &[PathBuf],
     tests: &Selftests,
+    knobs: &[Option<u32>],
     out: &Path,
-) -> Result<Vec<report::TestResult>> {
+) -> Result<Vec<Vec<TestResult>>> {
     let guest = vm::guest_dir(out);
     let _ = std::fs::remove_dir_all(&guest);
     std::fs::create_dir_all(&guest)?;
     let console = out.join("console.log");
-    let arch = crate::arch::Arch::host();
+    let script = guest.join("run-suites.sh");
+    std::fs::write(&script, guest_script(tests, modules, knobs, &guest))?;
     let vm = Vm {
-        arch,
+        arch: crate::arch::Arch::host(),
         image,
         cpus: 2,
         memory: "1G",
@@ -237,35 +360,116 @@ fn run_suite(
         console: &console,
         root: None,
     };
-    let mut command = vec![
-        tests.runner.display().to_string(),
-        "--objs".into(),
-        tests.objs.display().to_string(),
-        "--out".into(),
-        guest.display().to_string(),
-    ];
-    for m in modules {
-        command.extend(["--module".into(), m.display().to_string()]);
-    }
-    for f in SUITE {
-        command.extend(["--filter".into(), f.to_string()]);
-    }
-    let _ = paths;
+    let command = vec!["/bin/sh".to_string(), script.display().to_string()];
     let (outcome, _) = vm.run(&command, vm::deadline(false), "    | ")?;
     match outcome {
-        Outcome::Exited(0 | 1) => {}
-        Outcome::Exited(c) => bail!("the runner exited {c} (console: {})", console.display()),
+        Outcome::Exited(0) => {}
+        Outcome::Exited(c) => bail!(
+            "the guest script exited {c}: a runner setup error or no way to set the mutant (console: {})",
+            console.display()
+        ),
         Outcome::Panicked => bail!("the guest panicked (console: {})", console.display()),
         Outcome::TimedOut(d) => bail!("guest timed out after {} s", d.as_secs()),
     }
     let mut text = std::fs::read_to_string(&console).unwrap_or_default();
-    text.push_str(&std::fs::read_to_string(guest.join("dmesg.txt")).unwrap_or_default());
+    let mut all = Vec::new();
+    for i in 0..knobs.len() {
+        let dir = guest.join(format!("run{i}"));
+        text.push_str(&std::fs::read_to_string(dir.join("dmesg.txt")).unwrap_or_default());
+        all.push(report::read_guest_results(&dir.join("results.json"))?.tests);
+    }
     let splats = report::find_splats(&text);
     if !splats.is_empty() {
         bail!(
-            "kernel splat during the mutant run:\n    {}",
+            "kernel splat during the mutant runs:\n    {}",
             splats.join("\n    ")
         );
     }
-    Ok(report::read_guest_results(&guest.join("results.json"))?.tests)
+    Ok(all)
+}
+
+/// The guest side: for each knob value, set the parameter and run the
+/// suites into `run<i>/`. The runner exits 0 or 1 for passed or failed
+/// tests; anything else stops the script with that code.
+fn guest_script(
+    tests: &Selftests,
+    modules: &[PathBuf],
+    knobs: &[Option<u32>],
+    guest: &Path,
+) -> String {
+    let mut runner = format!("{} --objs {}", tests.runner.display(), tests.objs.display());
+    for m in modules {
+        let _ = write!(runner, " --module {}", m.display());
+    }
+    for f in SUITE {
+        let _ = write!(runner, " --filter '{f}'");
+    }
+    let mut s = String::from("#!/bin/sh\n# Written by xtask mutants.\n");
+    for (i, knob) in knobs.iter().enumerate() {
+        if let Some(n) = knob {
+            let _ = writeln!(
+                s,
+                "echo {n} > {KNOB} || {{ echo 'cannot set {KNOB}' >&2; exit 3; }}"
+            );
+        }
+        let _ = writeln!(
+            s,
+            "{runner} --out {}\nrc=$?\n[ $rc -le 1 ] || exit $rc",
+            guest.join(format!("run{i}")).display()
+        );
+    }
+    s.push_str("exit 0\n");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_parses() {
+        let m = parse_list("# c\n1 a-b removes x\n\n2 c the y  compare\n").unwrap();
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[1].knob, 2);
+        assert_eq!(m[1].name, "c");
+        assert_eq!(m[1].what, "the y  compare");
+    }
+
+    #[test]
+    fn list_refuses_bad_lines() {
+        assert!(parse_list("").is_err());
+        assert!(parse_list("0 a x\n").is_err());
+        assert!(parse_list("1 a x\n1 b y\n").is_err());
+        assert!(parse_list("1 a x\n2 a y\n").is_err());
+        assert!(parse_list("x a y\n").is_err());
+        assert!(parse_list("1 a\n").is_err());
+    }
+
+    #[test]
+    fn kills_are_accepted_failures_only() {
+        let m = Mutant {
+            knob: 1,
+            name: "m".into(),
+            what: "w".into(),
+        };
+        let t = |name: &str, result: &str, message: &str| TestResult {
+            name: name.into(),
+            result: result.into(),
+            duration_ms: 0.0,
+            message: message.into(),
+        };
+        let r = judge(
+            &m,
+            &[
+                t("a_unsafe", "fail", ACCEPTED),
+                t("b_safe", "fail", "expected the load to succeed"),
+                t("c", "pass", ""),
+            ],
+        );
+        assert!(r.killed);
+        assert_eq!(r.killing_tests, ["a_unsafe"]);
+        assert_eq!(r.other_failures, ["b_safe"]);
+        let r = judge(&m, &[t("b_safe", "fail", "object broken")]);
+        assert!(!r.killed);
+    }
 }
