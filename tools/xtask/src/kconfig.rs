@@ -74,25 +74,33 @@ pub fn configure(
 }
 
 /// Every `CONFIG_X=v` and `# CONFIG_X is not set` of the fragments must be in
-/// the final config.
+/// the final config. When several fragments set an option, the last one
+/// wins, as in merge_config.sh (the arch fragment may override vmtest's).
 fn check_survived(frags: &[PathBuf], config: &Path, log: &Path) -> Result<()> {
     let final_cfg = std::fs::read_to_string(config)?;
-    let mut lost = Vec::new();
+    let mut wanted: Vec<String> = Vec::new();
     for frag in frags {
         for line in std::fs::read_to_string(frag)?.lines() {
             let line = line.trim();
-            let wanted = line.starts_with("CONFIG_")
-                || (line.starts_with("# CONFIG_") && line.ends_with(" is not set"));
-            if !wanted || final_cfg.lines().any(|l| l == line) {
-                continue;
+            if line.starts_with("CONFIG_")
+                || (line.starts_with("# CONFIG_") && line.ends_with(" is not set"))
+            {
+                wanted.retain(|w| option_name(w) != option_name(line));
+                wanted.push(line.to_string());
             }
-            let name = option_name(line);
-            let got = final_cfg
-                .lines()
-                .find(|l| option_name(l) == name)
-                .unwrap_or("absent (dependencies not met, or not an option of this tree)");
-            lost.push(format!("    {line}  ->  {got}"));
         }
+    }
+    let mut lost = Vec::new();
+    for line in &wanted {
+        if final_cfg.lines().any(|l| l == line) {
+            continue;
+        }
+        let name = option_name(line);
+        let got = final_cfg
+            .lines()
+            .find(|l| option_name(l) == name)
+            .unwrap_or("absent (dependencies not met, or not an option of this tree)");
+        lost.push(format!("    {line}  ->  {got}"));
     }
     if !lost.is_empty() {
         bail!(

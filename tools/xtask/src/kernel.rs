@@ -25,10 +25,38 @@ impl Built {
         self.obj.join(self.arch.image())
     }
 
-    /// Our product module, built in-tree.
-    pub fn module(&self) -> PathBuf {
-        self.obj.join(series::MODULE_DIR).join("bpf_rqspinlock.ko")
+    /// Our product module, built in-tree, or `None` when the config builds
+    /// it into vmlinux (`CONFIG_BPF_RQSPINLOCK_RS=y`): its kfuncs are then
+    /// vmlinux kfuncs and there is nothing to load.
+    pub fn module(&self) -> Option<PathBuf> {
+        match module_build(&self.obj) {
+            ModuleBuild::Loadable => {
+                Some(self.obj.join(series::MODULE_DIR).join("bpf_rqspinlock.ko"))
+            }
+            ModuleBuild::BuiltIn | ModuleBuild::Absent => None,
+        }
     }
+}
+
+/// How the config of a build directory builds our module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModuleBuild {
+    Loadable,
+    BuiltIn,
+    Absent,
+}
+
+/// Reads `CONFIG_BPF_RQSPINLOCK_RS` from `obj/.config`.
+pub fn module_build(obj: &Path) -> ModuleBuild {
+    let config = std::fs::read_to_string(obj.join(".config")).unwrap_or_default();
+    config
+        .lines()
+        .find_map(|l| match l {
+            "CONFIG_BPF_RQSPINLOCK_RS=m" => Some(ModuleBuild::Loadable),
+            "CONFIG_BPF_RQSPINLOCK_RS=y" => Some(ModuleBuild::BuiltIn),
+            _ => None,
+        })
+        .unwrap_or(ModuleBuild::Absent)
 }
 
 pub struct Options<'a> {
@@ -81,11 +109,15 @@ pub fn build(sh: &Shell, paths: &Paths, opts: &Options) -> Result<Built> {
     );
     run_logged(make, &log, "kernel build")?;
     check_btf_ids(&log)?;
-    if !built.module().exists() {
-        bail!(
-            "kernel built but {} is missing: is CONFIG_BPF_RQSPINLOCK_RS=m set?",
-            built.module().display()
-        );
+    match (module_build(&built.obj), built.module()) {
+        (ModuleBuild::Absent, _) => bail!(
+            "kernel built without our module: CONFIG_BPF_RQSPINLOCK_RS is neither m nor y in {}",
+            built.obj.join(".config").display()
+        ),
+        (_, Some(ko)) if !ko.exists() => {
+            bail!("kernel built but {} is missing", ko.display())
+        }
+        _ => {}
     }
     key::write_stamp(&stamp, &key)?;
     stage.done(format!("built {} (key {key})", built.image().display()));

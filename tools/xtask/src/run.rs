@@ -18,7 +18,7 @@ use crate::{arch::Arch, guest, kvm};
 /// code for the process: 0 only if every test passed and the kernel did not
 /// complain.
 /// `make vmbench`: the lock benchmark in the VM (`bpf-runner --bench`):
-/// lock+unlock cost of bpf_rqspin_lock vs bpf_spin_lock from BPF, measured
+/// lock+unlock cost of bpf_res_spin_lock vs bpf_spin_lock from BPF, measured
 /// side by side in one run. A benchmark, not a test: it prints numbers.
 pub fn vmbench(sh: &Shell, paths: &Paths, opts: &Options) -> Result<i32> {
     run_vm(sh, paths, opts, true)

@@ -16,7 +16,8 @@ use crate::toolchain;
 pub struct Selftests {
     /// Directory with the `*.bpf.o` files.
     pub objs: PathBuf,
-    /// Modules to load in order: the product module, then the test module.
+    /// Modules to load in order: the product module (unless it is built
+    /// in), then the test module.
     pub modules: Vec<PathBuf>,
     pub runner: PathBuf,
 }
@@ -36,7 +37,7 @@ pub fn build(paths: &Paths, kernel: &Built) -> Result<Selftests> {
     stage.done(format!("{n} BPF object(s), test module, runner"));
     Ok(Selftests {
         objs,
-        modules: vec![kernel.module(), testmod],
+        modules: kernel.module().into_iter().chain([testmod]).collect(),
         runner,
     })
 }
@@ -83,6 +84,19 @@ fn build_testmod(paths: &Paths, kernel: &Built, dir: &Path, log: &Path) -> Resul
             }
         }
     }
+    // An external module's BTF is split BTF on top of vmlinux's, but kbuild
+    // does not relink it when vmlinux changes (the .ko depends on vmlinux
+    // only in KBUILD_BUILTIN builds). A stale .ko then fails to load
+    // (-EINVAL from kfunc registration): drop it when the kernel changed.
+    let stamp = to.join(".rqspin-kernel-key");
+    if crate::key::read_stamp(&stamp).as_deref() != Some(kernel.key.as_str()) {
+        for entry in std::fs::read_dir(&to)? {
+            let p = entry?.path();
+            if p.extension().is_some_and(|e| e == "ko") {
+                std::fs::remove_file(&p)?;
+            }
+        }
+    }
     let mut make = toolchain::kbuild(paths, &kernel.src);
     make.arg(format!("O={}", kernel.obj.display()))
         .arg(format!("ARCH={}", kernel.arch.kbuild()))
@@ -97,6 +111,7 @@ fn build_testmod(paths: &Paths, kernel: &Built, dir: &Path, log: &Path) -> Resul
     if !ko.exists() {
         bail!("{} was not built", ko.display());
     }
+    crate::key::write_stamp(&stamp, &kernel.key)?;
     Ok(ko)
 }
 

@@ -327,10 +327,34 @@ static struct {
         );
     }
 
+    /// A 6.12 source tree: `$RQSPIN_KSRC`, else the one the pipeline
+    /// unpacked into its cache (`make test` runs `make vmtest` first).
+    fn kernel_tree() -> std::path::PathBuf {
+        if let Some(p) = std::env::var_os("RQSPIN_KSRC") {
+            return p.into();
+        }
+        let cache = std::env::var_os("RQSPIN_CACHE")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| {
+                Path::new(&std::env::var_os("HOME").unwrap_or_default()).join(".cache/rqspin-bpf")
+            });
+        let mut trees: Vec<std::path::PathBuf> = std::fs::read_dir(cache.join("src"))
+            .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        trees.retain(|p| p.join(SELFTESTS).join("prog_tests/spin_lock.c").exists());
+        trees.sort();
+        trees.into_iter().next().unwrap_or_else(|| {
+            panic!(
+                "no 6.12 source tree in {}: run `make vmtest` first, or set RQSPIN_KSRC",
+                cache.join("src").display()
+            )
+        })
+    }
+
     /// The 6.12 table itself is fully understood (every regex translates).
     #[test]
     fn reference_tree_table_translates() {
-        let tree = Path::new("/root/.cache/rqspin-bpf/ref/linux-source-6.12").join(SELFTESTS);
+        let tree = kernel_tree().join(SELFTESTS);
         let table_src = tree.join("prog_tests/spin_lock.c");
         let table = read_table(&table_src).unwrap();
         assert_eq!(table.len(), 23);
