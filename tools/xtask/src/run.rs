@@ -278,7 +278,9 @@ pub fn print_report(paths: &Paths, arch: Arch) -> Result<()> {
 }
 
 /// `git format-patch` of the tested series, with the cover letter from
-/// `patches/cover-letter.txt` (first line: subject; the rest: body).
+/// `patches/cover-letter.txt` (first line: subject; the rest: body). The
+/// patches carry no sign-off: it comes from whoever runs this (`--signoff`,
+/// their git identity).
 pub fn series(sh: &Shell, paths: &Paths, opts: &Options) -> Result<()> {
     let built: Built = kernel::build(sh, paths, opts)?;
     let dest = paths.out.join("series");
@@ -287,7 +289,7 @@ pub fn series(sh: &Shell, paths: &Paths, opts: &Options) -> Result<()> {
     let range = format!("{}..series", crate::series::BASE);
     cmd!(
         sh,
-        "git -C {src} format-patch -q --cover-letter -o {dest} {range}"
+        "git -C {src} format-patch -q --signoff --cover-letter -o {dest} {range}"
     )
     .run()?;
     let cover_src = paths.repo.join("patches/cover-letter.txt");
