@@ -18,6 +18,8 @@ pub struct Built {
     pub src: PathBuf,
     pub obj: PathBuf,
     pub key: String,
+    /// How the config builds our module, read once from `obj/.config`.
+    pub product: ModuleBuild,
 }
 
 impl Built {
@@ -29,7 +31,7 @@ impl Built {
     /// it into vmlinux (`CONFIG_BPF_RQSPINLOCK_RS=y`): its kfuncs are then
     /// vmlinux kfuncs and there is nothing to load.
     pub fn module(&self) -> Option<PathBuf> {
-        match module_build(&self.obj) {
+        match self.product {
             ModuleBuild::Loadable => {
                 Some(self.obj.join(series::MODULE_DIR).join("bpf_rqspinlock.ko"))
             }
@@ -47,7 +49,7 @@ pub enum ModuleBuild {
 }
 
 /// Reads `CONFIG_BPF_RQSPINLOCK_RS` from `obj/.config`.
-pub fn module_build(obj: &Path) -> ModuleBuild {
+fn module_build(obj: &Path) -> ModuleBuild {
     let config = std::fs::read_to_string(obj.join(".config")).unwrap_or_default();
     config
         .lines()
@@ -88,6 +90,7 @@ pub fn build(sh: &Shell, paths: &Paths, opts: &Options) -> Result<Built> {
         src: src.clone(),
         obj: obj.clone(),
         key: key.clone(),
+        product: module_build(&obj),
     };
     let stamp = obj.join(".rqspin-build-key");
     if key::read_stamp(&stamp).as_deref() == Some(key.as_str()) && built.image().exists() {
@@ -109,7 +112,7 @@ pub fn build(sh: &Shell, paths: &Paths, opts: &Options) -> Result<Built> {
     );
     run_logged(make, &log, "kernel build")?;
     check_btf_ids(&log)?;
-    match (module_build(&built.obj), built.module()) {
+    match (built.product, built.module()) {
         (ModuleBuild::Absent, _) => bail!(
             "kernel built without our module: CONFIG_BPF_RQSPINLOCK_RS is neither m nor y in {}",
             built.obj.join(".config").display()
