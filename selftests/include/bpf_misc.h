@@ -15,6 +15,8 @@
  *   __flag(F)                extra BPF_PROG_LOAD flag, e.g. BPF_F_TEST_STATE_FREQ
  *   __retval(N)              run once with BPF_PROG_TEST_RUN and compare r0
  *   __description("text")    the test's name, if not the program's
+ *   __auxiliary              not a test of its own (another test uses it);
+ *                            a program with no tag at all is an error
  *
  * Objects must be built with -g so that clang emits the tags.
  */
@@ -36,6 +38,11 @@
  * instead of an expectation, so the loader does not test them on its own.
  */
 #define __runtime_only		__attribute__((btf_decl_tag("comment:test_runtime_only")))
+
+/* A program that is not a test of its own (another test uses it). Every
+ * other program must carry an expectation: an unannotated one fails.
+ */
+#define __auxiliary		__attribute__((btf_decl_tag("comment:test_auxiliary")))
 
 #define __naked			__attribute__((naked))
 #define __clobber_all		"r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9", "memory"

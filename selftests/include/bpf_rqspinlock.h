@@ -6,7 +6,8 @@
  * The lock itself has mainline's API: see bpf_experimental.h.
  *
  * Every kfunc of bpf_rqspinlock carries KF_SPIN_LOCK: it may be called while
- * a lock is held (patches/). The test module's kfunc does not.
+ * a lock is held (patches/). Of the test module's kfuncs only
+ * bpf_rqspin_test_irqs_disabled() does.
  */
 #ifndef __BPF_RQSPINLOCK_H__
 #define __BPF_RQSPINLOCK_H__
@@ -32,5 +33,10 @@ extern __u64 bpf_rqspin_stat_sum(__u32 slot) __ksym;
 
 /* Returns @x + 1. Registered WITHOUT KF_SPIN_LOCK: refused under a lock. */
 extern __u64 bpf_rqspin_test_unflagged(__u64 x) __ksym;
+
+/* 1 if interrupts are off on this CPU, else 0. KF_SPIN_LOCK: callable in a
+ * critical section, to show what the irqsave variants do there.
+ */
+extern __u32 bpf_rqspin_test_irqs_disabled(void) __ksym;
 
 #endif /* __BPF_RQSPINLOCK_H__ */

@@ -820,10 +820,22 @@ int rl_counter_irqsave(struct __sk_buff *skb)
 }
 
 /*
+ * Bit @i of r->aux records whether interrupts were off at checkpoint @i of
+ * rl_irqsave; r->aux2 counts the checkpoints passed.
+ */
+static __always_inline void irqs_off_at(struct rl_result *r, int i)
+{
+	r->aux |= (__u64)bpf_rqspin_test_irqs_disabled() << i;
+	r->aux2++;
+}
+
+/*
  * runtime/res_lock_irqsave: the irqsave pair end to end. An AA attempt
  * with the irqsave variant (second lookup of the same element) is detected
  * at once and leaves its flags slot alone; a plain lock nests inside; the
- * lock works afterwards. Returns 0, or the failing step.
+ * lock works afterwards. Interrupts are off exactly inside the irqsave
+ * regions: checkpoints 1, 2, 3 and 5 of r->aux, not 0, 4 and 6 (the runner
+ * expects 0x2e over 7 checkpoints). Returns 0, or the failing step.
  */
 SEC("tc")
 __runtime_only
@@ -839,11 +851,15 @@ int rl_irqsave(struct __sk_buff *skb)
 	if (!e || !e2 || !o || !r)
 		return 1;
 	__sync_fetch_and_add(&r->runs, 1);
+	r->aux = 0;
+	r->aux2 = 0;
+	irqs_off_at(r, 0);
 	err = bpf_res_spin_lock_irqsave(&e->lock, &f1);
 	if (err) {
 		r->err = err;
 		return 2;
 	}
+	irqs_off_at(r, 1);
 	t0 = now();
 	err = bpf_res_spin_lock_irqsave(&e2->lock, &f2);
 	t1 = now();
@@ -853,18 +869,23 @@ int rl_irqsave(struct __sk_buff *skb)
 		return 3;
 	}
 	count_failure(r, err, t1 - t0);
+	irqs_off_at(r, 2);
 
 	if (bpf_res_spin_lock(&o->lock)) {
 		bpf_res_spin_unlock_irqrestore(&e->lock, &f1);
 		return 4;
 	}
+	irqs_off_at(r, 3);
 	bpf_res_spin_unlock(&o->lock);
 	bpf_res_spin_unlock_irqrestore(&e->lock, &f1);
+	irqs_off_at(r, 4);
 
 	if (bpf_res_spin_lock_irqsave(&e2->lock, &f2))
 		return 5;
+	irqs_off_at(r, 5);
 	__sync_fetch_and_add(&r->ok, 1);
 	bpf_res_spin_unlock_irqrestore(&e2->lock, &f2);
+	irqs_off_at(r, 6);
 	return 0;
 }
 

@@ -1,17 +1,27 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Test-only module for the KF_SPIN_LOCK selftests.
+ * Test-only module for the selftests.
  *
- * It registers one module kfunc WITHOUT KF_SPIN_LOCK. The selftests use it to
- * check that the verifier still refuses unflagged module kfuncs inside a
- * bpf_spin_lock-ed region, while accepting the flagged ones of
- * bpf_rqspinlock, and that the kfunc itself works outside the region.
+ * bpf_rqspin_test_unflagged() is registered WITHOUT KF_SPIN_LOCK. The
+ * selftests use it to check that the verifier still refuses unflagged module
+ * kfuncs inside a bpf_spin_lock-ed region, while accepting the flagged ones
+ * of bpf_rqspinlock, and that the kfunc itself works outside the region.
+ *
+ * bpf_rqspin_test_irqs_disabled() carries KF_SPIN_LOCK so that a program can
+ * ask inside a critical section whether interrupts are off there, which is
+ * what bpf_res_spin_lock_irqsave() promises and no BPF instruction can see.
  */
 #include <linux/bpf.h>
 #include <linux/btf.h>
 #include <linux/btf_ids.h>
 #include <linux/init.h>
+#include <linux/irqflags.h>
 #include <linux/module.h>
+
+/* A kernel without the series has no KF_SPIN_LOCK: register it plain. */
+#ifndef KF_SPIN_LOCK
+#define KF_SPIN_LOCK 0
+#endif
 
 __bpf_kfunc_start_defs();
 
@@ -21,11 +31,18 @@ __bpf_kfunc u64 bpf_rqspin_test_unflagged(u64 x)
 	return x + 1;
 }
 
+/* 1 if interrupts are disabled on this CPU, else 0. */
+__bpf_kfunc u32 bpf_rqspin_test_irqs_disabled(void)
+{
+	return irqs_disabled() ? 1 : 0;
+}
+
 __bpf_kfunc_end_defs();
 
 /* No KF_SPIN_LOCK on purpose: this is the negative control. */
 BTF_KFUNCS_START(bpf_rqspin_testmod_kfunc_ids)
 BTF_ID_FLAGS(func, bpf_rqspin_test_unflagged)
+BTF_ID_FLAGS(func, bpf_rqspin_test_irqs_disabled, KF_SPIN_LOCK)
 BTF_KFUNCS_END(bpf_rqspin_testmod_kfunc_ids)
 
 static const struct btf_kfunc_id_set bpf_rqspin_testmod_kfunc_set = {
@@ -61,4 +78,4 @@ module_init(bpf_rqspin_testmod_init);
 module_exit(bpf_rqspin_testmod_exit);
 
 MODULE_LICENSE("GPL");
-MODULE_DESCRIPTION("BPF rqspinlock selftests: kfunc without KF_SPIN_LOCK");
+MODULE_DESCRIPTION("BPF rqspinlock selftests: test-only kfuncs");

@@ -162,6 +162,25 @@ pub fn abba(ctx: &mut Ctx) -> Outcome {
         )),
         None => ctx.log(&format!("no -EDEADLK within {BUDGET:?}")),
     }
+    judge_abba(&ab, &ba, start.elapsed())?;
+
+    // Afterwards both locks are free: each order alone takes both.
+    for (prog, slot) in [("rl_abba_ab", RES_ABBA_AB), ("rl_abba_ba", RES_ABBA_BA)] {
+        let before = RlResult::read(&res, slot)?;
+        let ret = run_once_guarded(obj.fd(prog)?, &format!("{prog} alone"))?;
+        let after = RlResult::read(&res, slot)?;
+        ensure!(
+            ret == 0 && after.ok == before.ok + 1,
+            "{prog} alone after the test did not take both locks (retval {ret}, {after:?})"
+        );
+    }
+    Ok(Verdict::Pass)
+}
+
+/// The ABBA verdict from both programs' counters after `elapsed`: only
+/// -EDEADLK on a SECOND lock counts as a detection, nothing may time out or
+/// fail otherwise, and every detection is quicker than the pending timeout.
+fn judge_abba(ab: &RlResult, ba: &RlResult, elapsed: Duration) -> Result<()> {
     ensure!(
         ab.other + ba.other + ab.first_other + ba.first_other == 0,
         "lock attempts failed with an unexpected error (last second-lock error: A->B {}, B->A {})",
@@ -179,7 +198,7 @@ pub fn abba(ctx: &mut Ctx) -> Outcome {
     ensure!(
         ab.deadlk + ba.deadlk > 0,
         "no ABBA deadlock was reported as -EDEADLK on a second lock in {:.1} s ({} runs got both locks; {} first-lock -EDEADLK do not count)",
-        start.elapsed().as_secs_f64(),
+        elapsed.as_secs_f64(),
         ab.ok + ba.ok,
         ab.first_deadlk + ba.first_deadlk
     );
@@ -191,18 +210,7 @@ pub fn abba(ctx: &mut Ctx) -> Outcome {
         "an ABBA detection took {}, as long as the {PENDING_TIMEOUT:?} timeout",
         ms(longest)
     );
-
-    // Afterwards both locks are free: each order alone takes both.
-    for (prog, slot) in [("rl_abba_ab", RES_ABBA_AB), ("rl_abba_ba", RES_ABBA_BA)] {
-        let before = RlResult::read(&res, slot)?;
-        let ret = run_once_guarded(obj.fd(prog)?, &format!("{prog} alone"))?;
-        let after = RlResult::read(&res, slot)?;
-        ensure!(
-            ret == 0 && after.ok == before.ok + 1,
-            "{prog} alone after the test did not take both locks (retval {ret}, {after:?})"
-        );
-    }
-    Ok(Verdict::Pass)
+    Ok(())
 }
 
 /// `runtime/res_lock_held_overflow`: with 34 locks held (one per element of
@@ -301,4 +309,67 @@ pub fn held_overflow(ctx: &mut Ctx) -> Outcome {
         prev = r;
     }
     Ok(Verdict::Pass)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run where A->B saw one ABBA deadlock on its second lock, found in
+    /// 2 ms, and everything else went through.
+    fn detected() -> (RlResult, RlResult) {
+        let ab = RlResult {
+            runs: 1000,
+            ok: 999,
+            deadlk: 1,
+            err: EDEADLK,
+            aux2: 2_000_000,
+            ..RlResult::default()
+        };
+        let ba = RlResult {
+            runs: 1000,
+            ok: 1000,
+            ..RlResult::default()
+        };
+        (ab, ba)
+    }
+
+    #[test]
+    fn abba_detected_passes() {
+        let (ab, ba) = detected();
+        judge_abba(&ab, &ba, Duration::from_secs(1)).unwrap();
+    }
+
+    /// A deadlock left to the timeout fails, on either lock.
+    #[test]
+    fn abba_timeout_fails() {
+        let (mut ab, ba) = detected();
+        ab.timedout = 1;
+        let e = judge_abba(&ab, &ba, Duration::from_secs(1)).unwrap_err();
+        assert!(e.to_string().contains("-ETIMEDOUT"), "{e}");
+        let (ab, mut ba) = detected();
+        ba.first_timedout = 1;
+        assert!(judge_abba(&ab, &ba, Duration::from_secs(1)).is_err());
+    }
+
+    /// -EDEADLK on the first lock is not an ABBA detection.
+    #[test]
+    fn abba_first_lock_deadlock_does_not_count() {
+        let (mut ab, ba) = detected();
+        ab.deadlk = 0;
+        ab.first_deadlk = 3;
+        let e = judge_abba(&ab, &ba, Duration::from_secs(1)).unwrap_err();
+        assert!(
+            e.to_string().contains("first-lock -EDEADLK do not count"),
+            "{e}"
+        );
+    }
+
+    /// A detection as slow as the pending timeout is luck, not the check.
+    #[test]
+    fn abba_slow_detection_fails() {
+        let (mut ab, ba) = detected();
+        ab.aux2 = nanos(PENDING_TIMEOUT);
+        assert!(judge_abba(&ab, &ba, Duration::from_secs(1)).is_err());
+    }
 }
