@@ -11,12 +11,14 @@
 //! lock), both one-element arrays of 16-byte values. Every program runs `REPEAT` times in the kernel per
 //! BPF_PROG_TEST_RUN; the rounds are interleaved across programs so that
 //! drift (host load, frequency) hits all of them alike, and the median round
-//! is reported.
+//! is reported. The results are printed and, with `--out`, written to
+//! `bench.json` there ([`JSON_FILE`]).
 
 use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{ensure, Context, Result};
+use serde::{Deserialize, Serialize};
 
 use crate::runtime::support::{load_programs, test_run, test_run_parallel};
 use crate::runtime::Ctx;
@@ -52,8 +54,53 @@ fn accel_label(accel: Option<&str>, clocksource: &str) -> String {
     }
 }
 
-/// Runs the benchmark and returns the report to print.
-pub fn run(objs: &Path, accel: Option<&str>) -> Result<String> {
+/// File name of the results in `--out`; the host copies it to
+/// `out/<arch>/bench.json` for `make results`.
+pub const JSON_FILE: &str = "bench.json";
+
+/// One program's median time.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProgramTime {
+    pub name: String,
+    /// Median ns per BPF_PROG_TEST_RUN repetition.
+    pub ns_per_run: f64,
+    /// `ns_per_run` minus the baseline's: the lock and unlock alone. `None`
+    /// for the baseline itself and for the contended runs.
+    pub lock_unlock_ns: Option<f64>,
+}
+
+/// What one benchmark run measured: printed as a table, and written as
+/// JSON so that `docs/results.md` shows the figures without anyone copying
+/// them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bench {
+    pub kernel: String,
+    /// [`accel_label`]: what the host said, or a guess.
+    pub accel: String,
+    pub clocksource: String,
+    pub cpus: usize,
+    /// Repetitions per BPF_PROG_TEST_RUN and rounds (the median is kept).
+    pub repeat: u32,
+    pub rounds: usize,
+    /// Uncontended, in [`PROGRAMS`] order, the baseline first.
+    pub programs: Vec<ProgramTime>,
+    /// bpf_res_spin_lock's lock+unlock cost over bpf_spin_lock's, measured
+    /// side by side; `None` when bpf_spin_lock measured at or below the
+    /// baseline (no ratio to take).
+    pub ratio_res_over_spin: Option<f64>,
+    pub contended_repeat: u32,
+    pub contended_rounds: usize,
+    /// Two CPUs on one lock: mean ns per run of the two threads.
+    pub contended: Vec<ProgramTime>,
+    /// Not under KVM: every instruction is emulated, only ratios mean
+    /// anything.
+    pub emulated: bool,
+}
+
+/// Runs the benchmark.
+pub fn run(objs: &Path, accel: Option<&str>) -> Result<Bench> {
     let mut ctx = Ctx::new(objs, &[]);
     let obj = load_programs(&mut ctx, OBJECT, &PROGRAMS)
         .with_context(|| format!("loading the benchmark programs of {OBJECT}"))?;
@@ -85,7 +132,6 @@ pub fn run(objs: &Path, accel: Option<&str>) -> Result<String> {
         }
     }
     let ns: Vec<f64> = per_prog.into_iter().map(median).collect();
-    let base = ns[0];
 
     let mut contended = Vec::new();
     for name in CONTENDED {
@@ -101,62 +147,115 @@ pub fn run(objs: &Path, accel: Option<&str>) -> Result<String> {
                 runs.iter().map(|r| f64::from(r.duration_ns)).sum::<f64>() / runs.len() as f64;
             rounds.push(mean);
         }
-        contended.push((name, median(rounds)));
+        contended.push(ProgramTime {
+            name: name.to_string(),
+            ns_per_run: median(rounds),
+            lock_unlock_ns: None,
+        });
     }
 
     let clocksource = std::fs::read_to_string(CLOCKSOURCE)
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "unknown".into());
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "bpf-runner bench: lock + unlock from BPF (BPF_PROG_TEST_RUN, repeat {REPEAT}, median of {ROUNDS} rounds)"
-    );
-    let _ = writeln!(
-        out,
-        "accel: {}   clocksource: {clocksource}   cpus: {cpus}   kernel: {}",
-        accel_label(accel, &clocksource),
-        crate::report::kernel_release()
-    );
-    let _ = writeln!(
-        out,
-        "{:<28} {:>10} {:>18}",
-        "program", "ns/run", "lock+unlock ns/op"
-    );
-    for (name, &t) in PROGRAMS.iter().zip(&ns) {
-        let op = if *name == BASELINE {
-            "(baseline)".to_string()
-        } else {
-            format!("{:.1}", (t - base).max(0.0))
-        };
-        let _ = writeln!(out, "{name:<28} {t:>10.1} {op:>18}");
-    }
-    let spin = (ns[1] - base).max(0.0);
-    let res = (ns[2] - base).max(0.0);
-    if spin > 0.0 {
+    let emulated =
+        !accel.is_some_and(|a| a.eq_ignore_ascii_case("kvm")) && clocksource != "kvm-clock";
+    Ok(Bench {
+        kernel: crate::report::kernel_release(),
+        accel: accel_label(accel, &clocksource),
+        clocksource,
+        cpus,
+        repeat: REPEAT,
+        rounds: ROUNDS,
+        ratio_res_over_spin: ratio(&ns),
+        programs: program_times(&ns),
+        contended_repeat: REPEAT / 10,
+        contended_rounds: CONTENDED_ROUNDS,
+        contended,
+        emulated,
+    })
+}
+
+/// [`PROGRAMS`] with their medians `ns`, the baseline subtracted from all
+/// but itself.
+fn program_times(ns: &[f64]) -> Vec<ProgramTime> {
+    let base = ns[0];
+    PROGRAMS
+        .iter()
+        .zip(ns)
+        .map(|(name, &t)| ProgramTime {
+            name: name.to_string(),
+            ns_per_run: t,
+            lock_unlock_ns: (*name != BASELINE).then(|| (t - base).max(0.0)),
+        })
+        .collect()
+}
+
+/// bpf_res_spin_lock's cost over bpf_spin_lock's, baseline subtracted.
+fn ratio(ns: &[f64]) -> Option<f64> {
+    let spin = (ns[1] - ns[0]).max(0.0);
+    let res = (ns[2] - ns[0]).max(0.0);
+    (spin > 0.0).then(|| res / spin)
+}
+
+impl Bench {
+    /// The table `bpf-runner --bench` prints.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
         let _ = writeln!(
             out,
-            "ratio bpf_res_spin_lock / bpf_spin_lock: {:.2}x",
-            res / spin
+            "bpf-runner bench: lock + unlock from BPF (BPF_PROG_TEST_RUN, repeat {}, median of {} rounds)",
+            self.repeat, self.rounds
         );
-    } else {
         let _ = writeln!(
             out,
-            "ratio: bpf_spin_lock measured at or below the baseline"
+            "accel: {}   clocksource: {}   cpus: {}   kernel: {}",
+            self.accel, self.clocksource, self.cpus, self.kernel
         );
-    }
-    let _ = writeln!(out, "contended, 2 CPUs on one lock (mean ns/run of the two threads, median of {CONTENDED_ROUNDS} rounds of {}):", REPEAT / 10);
-    for (name, t) in &contended {
-        let _ = writeln!(out, "{name:<28} {t:>10.1}");
-    }
-    if !accel.is_some_and(|a| a.eq_ignore_ascii_case("kvm")) && clocksource != "kvm-clock" {
         let _ = writeln!(
             out,
-            "note: under TCG every instruction is emulated; compare ratios, not absolute times"
+            "{:<28} {:>10} {:>18}",
+            "program", "ns/run", "lock+unlock ns/op"
         );
+        for p in &self.programs {
+            let op = p
+                .lock_unlock_ns
+                .map_or_else(|| "(baseline)".to_string(), |t| format!("{t:.1}"));
+            let _ = writeln!(out, "{:<28} {:>10.1} {op:>18}", p.name, p.ns_per_run);
+        }
+        match self.ratio_res_over_spin {
+            Some(r) => {
+                let _ = writeln!(out, "ratio bpf_res_spin_lock / bpf_spin_lock: {r:.2}x");
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "ratio: bpf_spin_lock measured at or below the baseline"
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "contended, 2 CPUs on one lock (mean ns/run of the two threads, median of {} rounds of {}):",
+            self.contended_rounds, self.contended_repeat
+        );
+        for p in &self.contended {
+            let _ = writeln!(out, "{:<28} {:>10.1}", p.name, p.ns_per_run);
+        }
+        if self.emulated {
+            let _ = writeln!(
+                out,
+                "note: under TCG every instruction is emulated; compare ratios, not absolute times"
+            );
+        }
+        out
     }
-    Ok(out)
+
+    /// Writes the results as JSON to `path` (normally `--out`/[`JSON_FILE`]).
+    pub fn write_json(&self, path: &Path) -> Result<()> {
+        let text = serde_json::to_string_pretty(self).context("serializing the benchmark")?;
+        std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))
+    }
 }
 
 #[cfg(test)]
@@ -167,6 +266,73 @@ mod tests {
     fn median_of_odd_and_even() {
         assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 3.0);
+    }
+
+    /// The figures of `tests/fixtures/bench.json`, which xtask's tests read
+    /// too: the file is the contract between the two.
+    fn sample() -> Bench {
+        let ns = [100.0, 400.0, 700.0, 900.0];
+        Bench {
+            kernel: "6.12.117+".into(),
+            accel: "tcg".into(),
+            clocksource: "tsc".into(),
+            cpus: 2,
+            repeat: REPEAT,
+            rounds: ROUNDS,
+            programs: program_times(&ns),
+            ratio_res_over_spin: ratio(&ns),
+            contended_repeat: REPEAT / 10,
+            contended_rounds: CONTENDED_ROUNDS,
+            contended: vec![
+                ProgramTime {
+                    name: SPIN.into(),
+                    ns_per_run: 1000.0,
+                    lock_unlock_ns: None,
+                },
+                ProgramTime {
+                    name: RES.into(),
+                    ns_per_run: 1500.0,
+                    lock_unlock_ns: None,
+                },
+            ],
+            emulated: true,
+        }
+    }
+
+    #[test]
+    fn baseline_is_subtracted_and_ratio_taken() {
+        let b = sample();
+        assert_eq!(b.programs[0].lock_unlock_ns, None);
+        assert_eq!(b.programs[1].lock_unlock_ns, Some(300.0));
+        assert_eq!(b.programs[2].lock_unlock_ns, Some(600.0));
+        assert_eq!(b.ratio_res_over_spin, Some(2.0));
+        assert_eq!(ratio(&[100.0, 90.0, 700.0, 900.0]), None);
+        let text = b.render();
+        assert!(
+            text.contains("ratio bpf_res_spin_lock / bpf_spin_lock: 2.00x"),
+            "{text}"
+        );
+        assert!(text.contains("(baseline)"), "{text}");
+        assert!(text.contains("note: under TCG"), "{text}");
+    }
+
+    #[test]
+    fn json_is_written_and_matches_the_fixture() {
+        let dir = std::env::temp_dir().join(format!("bpf-runner-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(JSON_FILE);
+        sample().write_json(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let back: Bench = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, sample());
+        let fixture = include_str!("../tests/fixtures/bench.json");
+        let fixture: serde_json::Value = serde_json::from_str(fixture).unwrap();
+        let written: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            written, fixture,
+            "the JSON changed: update tests/fixtures/bench.json and xtask's reader"
+        );
     }
 
     #[test]

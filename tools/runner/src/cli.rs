@@ -17,7 +17,8 @@ pub struct Args {
     #[arg(long = "module", value_name = "PATH.ko")]
     pub modules: Vec<PathBuf>,
 
-    /// Directory for results.json, dmesg.txt and logs/.
+    /// Directory for results.json, dmesg.txt and logs/ (bench.json with
+    /// --bench).
     #[arg(long, value_name = "DIR", required_unless_present_any = ["list", "bench"])]
     pub out: Option<PathBuf>,
 
@@ -31,7 +32,8 @@ pub struct Args {
     pub list: bool,
 
     /// Run the lock benchmark (bench_lock.bpf.o of --objs) instead of the
-    /// tests, print its results and exit 0; --filter and --out are ignored.
+    /// tests, print its results and exit 0; --filter is ignored, --out (if
+    /// given) gets the results as bench.json.
     #[arg(long, conflicts_with = "list")]
     pub bench: bool,
 
@@ -39,6 +41,12 @@ pub struct Args {
     /// benchmark results; without it the clock source is used to guess.
     #[arg(long, value_name = "NAME", requires = "bench")]
     pub accel: Option<String>,
+
+    /// Allow unprivileged BPF (`kernel.unprivileged_bpf_disabled=0`) before
+    /// the tests, as mainline's BPF CI does, so that the `@unpriv` variants
+    /// run instead of skipping. For a test VM: it lasts until the reboot.
+    #[arg(long)]
+    pub allow_unpriv_bpf: bool,
 
     /// Echo libbpf's messages and point at every test's log.
     #[arg(short, long)]

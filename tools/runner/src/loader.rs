@@ -6,6 +6,8 @@
 
 mod unpriv;
 
+pub use unpriv::allow_unpriv_bpf;
+
 use std::fmt::Write as _;
 use std::path::Path;
 

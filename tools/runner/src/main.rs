@@ -59,6 +59,9 @@ fn run(args: &Args) -> Result<i32> {
     let logs = out.join("logs");
     std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
 
+    if args.allow_unpriv_bpf {
+        loader::allow_unpriv_bpf()?;
+    }
     let mut module_names = Vec::new();
     for path in &args.modules {
         module_names.push(modules::load_module(path)?);
@@ -93,14 +96,19 @@ fn run(args: &Args) -> Result<i32> {
     Ok(reporter.exit_code())
 }
 
-/// `--bench`: load the modules, measure, print. A benchmark that cannot
+/// `--bench`: load the modules, measure, print, and with `--out` write
+/// `bench.json` for the host's `make results`. A benchmark that cannot
 /// measure is a setup error; slow numbers are not an error.
 fn run_bench(args: &Args) -> Result<i32> {
     for path in &args.modules {
         modules::load_module(path)?;
     }
-    let report = bench::run(&args.objs, args.accel.as_deref())?;
-    print!("{report}");
+    let results = bench::run(&args.objs, args.accel.as_deref())?;
+    print!("{}", results.render());
+    if let Some(out) = &args.out {
+        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+        results.write_json(&out.join(bench::JSON_FILE))?;
+    }
     Ok(exit::ALL_PASSED)
 }
 

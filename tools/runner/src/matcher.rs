@@ -3,6 +3,10 @@
 //! text matches itself and `{{...}}` parts are regular expressions. The
 //! regexes are compiled in multi-line mode so that `.`, `^` and `$` behave like
 //! POSIX ERE under REG_NEWLINE, which test_loader uses.
+//!
+//! One rule is stricter than test_loader's plain substring search: a number
+//! that begins or ends a `__msg` matches a whole number, so `__msg("9: safe")`
+//! names instruction 9 and not 19 or 29 (test_loader would take either).
 
 use anyhow::{Context, Result};
 use regex::{Regex, RegexBuilder};
@@ -17,6 +21,9 @@ pub struct MsgPattern {
 impl MsgPattern {
     pub fn new(text: &str) -> Result<Self> {
         let mut pattern = String::new();
+        if text.starts_with(|c: char| c.is_ascii_digit()) {
+            pattern.push_str(r"\b");
+        }
         let mut rest = text;
         while let Some(open) = rest.find("{{") {
             pattern.push_str(&regex::escape(&rest[..open]));
@@ -30,6 +37,9 @@ impl MsgPattern {
             rest = &after[close + 2..];
         }
         pattern.push_str(&regex::escape(rest));
+        if !rest.is_empty() && rest.ends_with(|c: char| c.is_ascii_digit()) {
+            pattern.push_str(r"\b");
+        }
         let regex = RegexBuilder::new(&pattern)
             .multi_line(true)
             .build()
@@ -223,6 +233,23 @@ mod tests {
         // Alternation stays inside its {{}} group.
         assert!(check("x lock y", &["x {{lock|unlock}} y"]).is_ok());
         assert!(check("x unlock", &["x {{lock|unlock}} y"]).is_err());
+    }
+
+    /// `N: safe` names instruction N exactly: not 19 for 9, not 90 for 9.
+    #[test]
+    fn leading_and_trailing_numbers_are_whole() {
+        let log = "from 12 to 19: safe\n";
+        assert!(check(log, &["9: safe"]).is_err());
+        assert!(check(log, &["19: safe"]).is_ok());
+        assert!(check("9: safe\n", &["9: safe"]).is_ok());
+        assert!(check("from 3 to 9: safe\n", &["9: safe"]).is_ok());
+        assert!(check("R9: safe\n", &["9: safe"]).is_err());
+        assert!(check("from 12 to 19\n", &["from 12 to 1"]).is_err());
+        assert!(check("from 12 to 1\n", &["from 12 to 1"]).is_ok());
+        assert!(check("call bpf_spin_lock#93", &["bpf_spin_lock#93"]).is_ok());
+        // Inside the text numbers stay substrings, as in test_loader.
+        assert!(check("processed 130 insns", &["processed 13"]).is_err());
+        assert!(check("x 130 y", &["x 13{{0}} y"]).is_ok());
     }
 
     #[test]

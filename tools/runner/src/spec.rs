@@ -63,8 +63,11 @@ pub enum ProgRole {
     Tests(Vec<TestSpec>),
     /// `__runtime_only`: loaded by a Rust runtime test.
     RuntimeOnly,
-    /// No expectation at all: an auxiliary program.
-    NotATest,
+    /// `__auxiliary`: a program another test uses (a callback target, a
+    /// program to attach), not a test of its own. It must say so: a program
+    /// without any tag is a test whose annotation was forgotten, and is
+    /// reported as [`ProgRole::Invalid`].
+    Auxiliary,
     /// The tags contradict each other; reported as a failed test `name`.
     Invalid { name: String, error: String },
 }
@@ -75,6 +78,7 @@ struct RawTags {
     success: bool,
     failure: bool,
     runtime_only: bool,
+    auxiliary: bool,
     msgs: Vec<(u64, String)>,
     log_level: Option<u32>,
     prog_flags: u32,
@@ -106,11 +110,18 @@ pub fn classify(object_stem: &str, prog_name: &str, tags: &[String]) -> ProgRole
             }
         }
     }
-    if !any_tag {
-        return ProgRole::NotATest;
-    }
-
     let name = test_name(object_stem, prog_name, raw.description.as_deref());
+    if !any_tag {
+        // A program without annotation would otherwise silently not be a
+        // test: a forgotten __success must not shrink the suite.
+        return ProgRole::Invalid {
+            name,
+            error: format!(
+                "program '{prog_name}' has no test annotation: mark it __success, __failure or \
+                 __runtime_only, or __auxiliary if it is not a test of its own"
+            ),
+        };
+    }
     let priv_expect = verdict(raw.success, raw.failure, "", &mut errors);
     let unpriv_verdict = verdict(
         raw.success_unpriv,
@@ -122,7 +133,18 @@ pub fn classify(object_stem: &str, prog_name: &str, tags: &[String]) -> ProgRole
     let has_unpriv =
         unpriv_verdict.is_some() || !raw.msgs_unpriv.is_empty() || raw.retval_unpriv.is_some();
     let is_test = priv_expect.is_some() || has_unpriv;
-    if raw.runtime_only {
+    if raw.auxiliary {
+        if is_test || raw.runtime_only {
+            errors.push(
+                "__auxiliary together with __success/__failure/__runtime_only (or their _unpriv forms)"
+                    .to_string(),
+            );
+        } else if has_priv_expectations || raw.log_level.is_some() || raw.prog_flags != 0 {
+            errors.push("__auxiliary with __msg/__log_level/__flag/__retval".to_string());
+        } else if errors.is_empty() {
+            return ProgRole::Auxiliary;
+        }
+    } else if raw.runtime_only {
         if is_test {
             errors.push(
                 "__runtime_only together with __success/__failure (or their _unpriv forms)"
@@ -272,6 +294,9 @@ fn apply_tag(raw: &mut RawTags, body: &str) -> Result<()> {
         "test_expect_success" => raw.success = true,
         "test_expect_failure" => raw.failure = true,
         "test_runtime_only" => raw.runtime_only = true,
+        // bpf_misc.h of the kernel has both; an auxiliary program is one in
+        // every mode.
+        "test_auxiliary" | "test_auxiliary_unpriv" => raw.auxiliary = true,
         "test_expect_success_unpriv" => raw.success_unpriv = true,
         "test_expect_failure_unpriv" => raw.failure_unpriv = true,
         _ => {
@@ -562,10 +587,17 @@ mod tests {
 
     #[test]
     fn roles_without_tests() {
-        assert_eq!(classify("o", "p", &[]), ProgRole::NotATest);
         assert_eq!(
-            classify("o", "p", &tags(&["other:tag"])),
-            ProgRole::NotATest
+            classify("o", "p", &tags(&["comment:test_auxiliary"])),
+            ProgRole::Auxiliary
+        );
+        assert_eq!(
+            classify(
+                "o",
+                "p",
+                &tags(&["comment:test_auxiliary", "comment:test_description=d"])
+            ),
+            ProgRole::Auxiliary
         );
         assert_eq!(
             classify("o", "p", &tags(&["comment:test_runtime_only"])),
@@ -579,6 +611,22 @@ mod tests {
             ),
             ProgRole::RuntimeOnly
         );
+    }
+
+    /// A program without annotation is a forgotten test, not an auxiliary
+    /// one: it fails, under its name, and says how to fix it.
+    #[test]
+    fn unannotated_program_is_an_error() {
+        for t in [&[][..], &["other:tag"][..]] {
+            match classify("o", "p", &tags(t)) {
+                ProgRole::Invalid { name, error } => {
+                    assert_eq!(name, "o/p");
+                    assert!(error.contains("no test annotation"), "{error}");
+                    assert!(error.contains("__auxiliary"), "{error}");
+                }
+                other => panic!("{t:?}: {other:?}"),
+            }
+        }
     }
 
     #[test]
@@ -595,6 +643,9 @@ mod tests {
             &["comment:test_expect_success", "comment:test_log_level=high"][..],
             &["comment:test_expect_success", "comment:test_xlated=r0 = 1"][..],
             &["comment:test_expect_sucess"][..],
+            &["comment:test_auxiliary", "comment:test_expect_success"][..],
+            &["comment:test_auxiliary", "comment:test_runtime_only"][..],
+            &["comment:test_auxiliary", "comment:test_expect_msg=1=x"][..],
             &[
                 "comment:test_expect_failure",
                 "comment:test_expect_msg=1=bad {{[}}",

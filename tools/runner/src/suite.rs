@@ -80,6 +80,14 @@ pub fn object_tests(path: &Path) -> Vec<TestCase> {
         Err(e) => return broken(format!("{e:#}")),
     };
     let tags = function_comment_tags(&obj);
+    if tags.values().all(|t| t.is_empty()) {
+        // Most likely built without -g (no decl tags): one clear failure
+        // for the object rather than one per program.
+        return broken(format!(
+            "{}: no program carries a test annotation (built without -g?)",
+            path.display()
+        ));
+    }
     let mut tests = Vec::new();
     let mut runtime_only = 0;
     for prog in obj.program_names() {
@@ -93,7 +101,7 @@ pub fn object_tests(path: &Path) -> Vec<TestCase> {
             }
             ProgRole::Invalid { name, error } => tests.push(TestCase::Broken { name, error }),
             ProgRole::RuntimeOnly => runtime_only += 1,
-            ProgRole::NotATest => {}
+            ProgRole::Auxiliary => {}
         }
     }
     if tests.is_empty() && runtime_only == 0 {

@@ -38,7 +38,7 @@ fn build_bpf(src: &Path, out: &Path, debug: bool) {
     );
     assert!(
         Path::new(KERNEL_UAPI.as_str()).is_dir(),
-        "kernel uapi headers missing at {} (a 6.12 tree: run make vmtest or set RQSPIN_KSRC)",
+        "kernel uapi headers missing at {} (a 6.12 tree: run make unit-test, which prepares one, or set RQSPIN_KSRC)",
         *KERNEL_UAPI
     );
     let include = repo_root().join("selftests/include");
@@ -256,6 +256,29 @@ fn object_without_debug_info_is_a_failure_not_a_silent_pass() {
         [TestCase::Broken { name, error }] => {
             assert_eq!(name, "tagged/object");
             assert!(error.contains("-g"), "{error}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A program without annotation next to an annotated one is a forgotten
+/// test: a failure named after it, while the annotated one still runs.
+#[test]
+fn unannotated_program_is_a_failure() {
+    let dir = scratch("forgotten");
+    let obj = dir.join("forgotten.bpf.o");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/forgotten.c");
+    build_bpf(&src, &obj, true);
+    let cases = suite::object_tests(&obj);
+    assert_eq!(cases.len(), 2, "{cases:?}");
+    assert!(
+        matches!(&cases[0], TestCase::Annotated { spec, .. } if spec.name == "forgotten/annotated"),
+        "{cases:?}"
+    );
+    match &cases[1] {
+        TestCase::Broken { name, error } => {
+            assert_eq!(name, "forgotten/forgotten");
+            assert!(error.contains("no test annotation"), "{error}");
         }
         other => panic!("{other:?}"),
     }

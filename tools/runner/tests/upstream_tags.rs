@@ -21,7 +21,7 @@ fn upstream_verifier_spin_lock_tags() {
     let progs = Path::new(SELFTESTS.as_str()).join("progs");
     assert!(
         progs.join("bpf_misc.h").is_file(),
-        "the 6.12 kernel tree is missing at {} (run make vmtest or set RQSPIN_KSRC)",
+        "the 6.12 kernel tree is missing at {} (run make unit-test, which prepares one, or set RQSPIN_KSRC)",
         *SELFTESTS
     );
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("upstream_tags");

@@ -28,6 +28,20 @@ pub fn disabled_reason() -> Result<Option<String>> {
     }))
 }
 
+/// Sets `kernel.unprivileged_bpf_disabled` to 0. The kernel allows that
+/// from 2 (`CONFIG_BPF_UNPRIV_DEFAULT_OFF`, the default) but not from 1,
+/// which holds until the next boot.
+pub fn allow_unpriv_bpf() -> Result<()> {
+    std::fs::write(UNPRIV_SYSCTL, "0").with_context(|| {
+        let now = std::fs::read_to_string(UNPRIV_SYSCTL).unwrap_or_default();
+        format!(
+            "enabling unprivileged BPF for the @unpriv tests: writing 0 to {UNPRIV_SYSCTL} \
+             (now {}; 1 cannot be changed before a reboot)",
+            now.trim()
+        )
+    })
+}
+
 fn mitigations_off(cmdline: &str) -> bool {
     cmdline
         .split_whitespace()

@@ -3,15 +3,18 @@
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
-/// A 6.12 kernel source tree: `$RQSPIN_KSRC`, else the one the pipeline
-/// unpacks into its cache (`make test` runs `make vmtest` first), else the
-/// developers' reference copy.
+/// A 6.12 kernel source tree: `$RQSPIN_KSRC` (`make unit-test` sets it to
+/// the tree its source stage prepares), else one the pipeline unpacked into
+/// its cache (`$RQSPIN_CACHE`, default `~/.cache/rqspin-bpf`).
 pub fn ksrc() -> String {
     if let Ok(p) = std::env::var("RQSPIN_KSRC") {
         return p;
     }
-    let home = std::env::var("HOME").unwrap_or_default();
-    let cache = Path::new(&home).join(".cache/rqspin-bpf");
+    let cache = std::env::var_os("RQSPIN_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(&std::env::var_os("HOME").unwrap_or_default()).join(".cache/rqspin-bpf")
+        });
     let mut trees: Vec<PathBuf> = std::fs::read_dir(cache.join("src"))
         .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
         .unwrap_or_default();
@@ -20,7 +23,12 @@ pub fn ksrc() -> String {
     trees
         .into_iter()
         .next()
-        .unwrap_or_else(|| cache.join("ref/linux-source-6.12"))
+        .unwrap_or_else(|| {
+            panic!(
+                "no 6.12 source tree in {}: run `make unit-test` (it prepares one) or set RQSPIN_KSRC",
+                cache.join("src").display()
+            )
+        })
         .display()
         .to_string()
 }
