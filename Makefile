@@ -18,7 +18,7 @@ KARGS	:= --arch $(ARCH) $(if $(KDIR),--kdir $(KDIR))
 export TESTS
 
 .PHONY: module deps kernel selftests vmtest vmtest-arm64 vmbench vmshell report series test \
-	unit-test loom bench mutants help clean
+	unit-test loom bench mutants results results-check summary help clean
 
 ## module: build rust/ out of tree against KDIR (default: the pipeline's x86_64 kernel)
 module:
@@ -60,9 +60,9 @@ report:
 series: deps
 	$(XTASK) series $(KARGS)
 
-## unit-test: host-side tests (tools, runner, lock algorithm)
-unit-test:
-	$(CARGO) test -q --manifest-path $(TOOLS)/Cargo.toml --workspace
+## unit-test: host-side tests of every crate (tools, runner, lock algorithm)
+unit-test: deps
+	$(XTASK) unit-test
 
 ## loom: model-check the lock algorithm (tools/rqspinlock-host)
 loom:
@@ -73,12 +73,25 @@ loom:
 vmbench: deps
 	$(XTASK) vmbench $(KARGS)
 
-## bench: host benchmark of the lock algorithm (a benchmark, not a test)
+## bench: host benchmark of the lock algorithm (a benchmark, not a test; also out/bench/host.json)
 bench:
-	$(CARGO) run -q --release --manifest-path $(TOOLS)/Cargo.toml -p rqspinlock-host --bin bench
+	$(CARGO) run -q --release --manifest-path $(TOOLS)/Cargo.toml -p rqspinlock-host --bin bench \
+		-- --json out/bench/host.json --date $$(date -u +%Y-%m-%dT%H:%M:%SZ)
 
-## test: everything CI runs: vmtest (x86_64, arm64), unit-test, loom, mutants
-test: deps vmtest vmtest-arm64 unit-test loom mutants
+## results: write docs/results.md from the result files under out/ (commit it)
+results:
+	$(XTASK) results
+
+## results-check: fail if docs/results.md does not describe the runs in out/
+results-check:
+	$(XTASK) results --check
+
+## summary: `N passed, N failed` over the result files in out/ (CI's last line)
+summary:
+	@$(XTASK) summary $(if $(SINCE),--since $(SINCE)) $(if $(STATUS),--status $(STATUS))
+
+## test: everything CI runs: vmtest (x86_64, arm64), unit-test, loom, mutants, results-check
+test: deps vmtest vmtest-arm64 unit-test loom mutants results-check
 
 ## clean: remove out/ and the module's in-place build products
 clean:

@@ -15,16 +15,23 @@ mod lock;
 mod module;
 mod mutants;
 mod paths;
+mod provenance;
 mod report;
+mod results;
 mod rootfs;
 mod run;
 mod selftests;
 mod series;
+mod skips;
 mod source;
+mod splat;
 mod stage;
+mod summary;
 mod toolchain;
+mod unit_test;
 mod upstream;
 mod vm;
+mod vmbench;
 
 use std::path::PathBuf;
 
@@ -85,6 +92,24 @@ enum Cmd {
     Mutants(KernelArgs),
     /// Write the mailable series (git format-patch) to out/series/.
     Series(KernelArgs),
+    /// Write docs/results.md from the result files under out/.
+    Results {
+        /// Write nothing; fail if docs/results.md does not describe the
+        /// runs in out/ (test names, verdicts, counts, mutant verdicts).
+        #[arg(long)]
+        check: bool,
+    },
+    /// The host tests of every crate, with the pipeline's 6.12 tree.
+    UnitTest,
+    /// CI's last line, `N passed, N failed`, over the result files of a run.
+    Summary {
+        /// Only files written at or after this time (seconds since the epoch).
+        #[arg(long)]
+        since: Option<u64>,
+        /// The exit status of the run; non-zero counts as one failure.
+        #[arg(long, default_value_t = 0)]
+        status: i32,
+    },
 }
 
 fn main() {
@@ -99,7 +124,11 @@ fn real_main() -> Result<()> {
     let sh = Shell::new()?;
     let paths = Paths::discover()?;
     let _lock = match cli.cmd {
-        Cmd::Deps | Cmd::Report { .. } | Cmd::Module { .. } => None,
+        Cmd::Deps
+        | Cmd::Report { .. }
+        | Cmd::Module { .. }
+        | Cmd::Results { .. }
+        | Cmd::Summary { .. } => None,
         _ => Some(lock::acquire(&paths)?),
     };
     match cli.cmd {
@@ -124,8 +153,15 @@ fn real_main() -> Result<()> {
         Cmd::Vmshell(k) => run::vmshell(&sh, &paths, &opts(&k)),
         Cmd::Report { arch } => run::print_report(&paths, arch),
         Cmd::Series(k) => run::series(&sh, &paths, &opts(&k)),
+        Cmd::Results { check: false } => results::write(&paths),
+        Cmd::Results { check: true } => results::check(&paths),
         Cmd::Mutants(k) => {
             let code = mutants::run(&sh, &paths, &opts(&k))?;
+            std::process::exit(code)
+        }
+        Cmd::Summary { since, status } => summary::run(&paths, since, status),
+        Cmd::UnitTest => {
+            let code = unit_test::run(&sh, &paths)?;
             std::process::exit(code)
         }
     }

@@ -4,7 +4,8 @@
 //! `__failure` program of the suites, which the real verifier rejects, loads
 //! on it: the only way a weaker comparison shows is a path pruned that should
 //! have been verified. Any other failure (a broken object, a `*_safe`
-//! program refused) does not count, and is reported.
+//! program refused) means the mutant broke more than pruning: it is
+//! *broken*, not killed, and fails the run.
 //!
 //! All mutants live in one kernel (mutant schemata): `tools/mutants/
 //! schema.patch` guards each comparison with `MUTANT(n)`, a test of the
@@ -57,11 +58,26 @@ struct MutantResult {
     mutant: String,
     knob: u32,
     removes: String,
-    killed: bool,
+    /// `killed`, `survived` or `broken` (see [`Verdict`]).
+    verdict: Verdict,
     killing_tests: Vec<String>,
     tests_run: usize,
-    /// Failures that are not kills (should be none).
+    /// Failures that are not kills: any makes the mutant broken.
     other_failures: Vec<String>,
+}
+
+/// What a run of the suites says of one mutant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Verdict {
+    /// A `__failure` program loaded, and nothing else failed.
+    Killed,
+    /// Every test passed: the suites cannot tell this verifier from ours.
+    Survived,
+    /// Something other than a `__failure` program failed (a `*_safe`
+    /// program refused, an object that did not load, no tests at all): the
+    /// mutant is not a weaker pruning, so it proves nothing either way.
+    Broken,
 }
 
 pub fn run(sh: &Shell, paths: &Paths, opts: &Options) -> Result<i32> {
@@ -127,7 +143,10 @@ pub fn run(sh: &Shell, paths: &Paths, opts: &Options) -> Result<i32> {
         .map(|(m, res)| judge(m, &res))
         .collect();
     report_results(&results, base.len(), &out)?;
-    let killed = results.iter().filter(|r| r.killed).count();
+    let killed = results
+        .iter()
+        .filter(|r| r.verdict == Verdict::Killed)
+        .count();
     println!("{} passed, {} failed", killed, results.len() - killed);
     Ok(if killed == results.len() && !results.is_empty() {
         0
@@ -142,11 +161,18 @@ fn judge(m: &Mutant, res: &[TestResult]) -> MutantResult {
     let failed = res.iter().filter(|t| t.result == "fail");
     let (kills, others): (Vec<&TestResult>, Vec<&TestResult>) =
         failed.partition(|t| t.message.contains(ACCEPTED));
+    let verdict = if !others.is_empty() || res.is_empty() {
+        Verdict::Broken
+    } else if kills.is_empty() {
+        Verdict::Survived
+    } else {
+        Verdict::Killed
+    };
     MutantResult {
         mutant: m.name.clone(),
         knob: m.knob,
         removes: m.what.clone(),
-        killed: !kills.is_empty(),
+        verdict,
         killing_tests: kills.iter().map(|t| t.name.clone()).collect(),
         tests_run: res.len(),
         other_failures: others.iter().map(|t| t.name.clone()).collect(),
@@ -175,20 +201,27 @@ fn report_results(results: &[MutantResult], baseline: usize, out: &Path) -> Resu
             table,
             "{:<28} {:<8} {}",
             r.mutant,
-            if r.killed { "killed" } else { "SURVIVED" },
+            match r.verdict {
+                Verdict::Killed => "killed",
+                Verdict::Survived => "SURVIVED",
+                Verdict::Broken => "BROKEN",
+            },
             r.killing_tests.join(", ")
         );
         if !r.other_failures.is_empty() {
             let _ = writeln!(
                 table,
-                "{:<28} note: also failed (not kills): {}",
+                "{:<28} broken: these failed without being a kill: {}",
                 "",
                 r.other_failures.join(", ")
             );
         }
     }
     print!("{table}");
-    let killed = results.iter().filter(|r| r.killed).count();
+    let killed = results
+        .iter()
+        .filter(|r| r.verdict == Verdict::Killed)
+        .count();
     let score = if results.is_empty() {
         0.0
     } else {
@@ -202,6 +235,8 @@ fn report_results(results: &[MutantResult], baseline: usize, out: &Path) -> Resu
     std::fs::write(
         &path,
         serde_json::to_string_pretty(&serde_json::json!({
+            "date": crate::provenance::now_utc(),
+            "command": crate::provenance::command_line(),
             "suite": SUITE, "baseline_tests": baseline, "mutants": results,
             "killed": killed, "score_percent": score,
         }))? + "\n",
@@ -378,7 +413,7 @@ fn run_suites(
         text.push_str(&std::fs::read_to_string(dir.join("dmesg.txt")).unwrap_or_default());
         all.push(report::read_guest_results(&dir.join("results.json"))?.tests);
     }
-    let splats = report::find_splats(&text);
+    let splats = crate::splat::find_splats(&text);
     if !splats.is_empty() {
         bail!(
             "kernel splat during the mutant runs:\n    {}",
@@ -466,10 +501,17 @@ mod tests {
                 t("c", "pass", ""),
             ],
         );
-        assert!(r.killed);
+        // A safe program refused next to a kill: broken, not killed.
+        assert_eq!(r.verdict, Verdict::Broken);
         assert_eq!(r.killing_tests, ["a_unsafe"]);
         assert_eq!(r.other_failures, ["b_safe"]);
         let r = judge(&m, &[t("b_safe", "fail", "object broken")]);
-        assert!(!r.killed);
+        assert_eq!(r.verdict, Verdict::Broken);
+        // A mutant that broke the boot or the build runs no test.
+        assert_eq!(judge(&m, &[]).verdict, Verdict::Broken);
+        let r = judge(&m, &[t("a_unsafe", "fail", ACCEPTED), t("c", "pass", "")]);
+        assert_eq!(r.verdict, Verdict::Killed);
+        let r = judge(&m, &[t("a_unsafe", "pass", ""), t("c", "pass", "")]);
+        assert_eq!(r.verdict, Verdict::Survived);
     }
 }

@@ -82,22 +82,24 @@ fn run_vm(sh: &Shell, paths: &Paths, opts: &Options, bench: bool) -> Result<i32>
     };
     stage.done(&outcome_text);
     if bench {
-        // A benchmark prints numbers; it has no tests to report on.
-        return Ok(if matches!(outcome, Outcome::Exited(0)) {
-            0
-        } else {
-            1
-        });
+        // A benchmark prints numbers; it has no tests to report on. Its
+        // numbers are kept in out/<arch>/ for `make results`.
+        if !matches!(outcome, Outcome::Exited(0)) {
+            return Ok(1);
+        }
+        let file = crate::vmbench::FILE;
+        crate::vmbench::save(&guest.join(file), &out.join(file))?;
+        return Ok(0);
     }
 
-    let results_path = guest.join("results.json");
-    let (kernel_release, mut tests_done) = match report::read_guest_results(&results_path) {
-        Ok(r) => (r.kernel, r.tests),
-        Err(e) => {
-            println!("    no results from the guest: {e:#}");
-            (String::new(), Vec::new())
-        }
-    };
+    let (kernel_release, mut tests_done) = guest_results(&guest.join("results.json"));
+    let allowed = crate::skips::read(&paths.repo.join("tools/config/skips.allow"))?;
+    for stale in crate::skips::enforce(opts.arch.name(), &allowed, &mut tests_done) {
+        println!(
+            "    note: tools/config/skips.allow allows `{}` to skip, and it did not",
+            stale.pattern
+        );
+    }
     // The VM itself is a test: it must finish, with the runner's exit code.
     let vm_ok = matches!(outcome, Outcome::Exited(0 | 1));
     if !vm_ok {
@@ -108,7 +110,7 @@ fn run_vm(sh: &Shell, paths: &Paths, opts: &Options, bench: bool) -> Result<i32>
     let mut text = std::fs::read_to_string(&console).unwrap_or_default();
     text.push_str(&std::fs::read_to_string(&dmesg).unwrap_or_default());
     tests_done.push(kunit_verdict(&text));
-    let splats = report::find_splats(&text);
+    let splats = crate::splat::find_splats(&text);
     let splat_msg = if splats.is_empty() {
         String::new()
     } else {
@@ -130,6 +132,8 @@ fn run_vm(sh: &Shell, paths: &Paths, opts: &Options, bench: bool) -> Result<i32>
 
     let mut rep = Report {
         arch: opts.arch.name().into(),
+        date: crate::provenance::now_utc(),
+        command: crate::provenance::command_line(),
         kernel_release,
         kernel_image: image.clone(),
         modules: tests.modules.clone(),
@@ -155,6 +159,22 @@ fn run_vm(sh: &Shell, paths: &Paths, opts: &Options, bench: bool) -> Result<i32>
     } else {
         1
     })
+}
+
+/// The runner's results and the guest's kernel release. Results that are
+/// missing, unreadable or empty are a failed test `vm/results`: a guest
+/// that exits 0 without writing them has not shown that anything passed.
+fn guest_results(path: &Path) -> (String, Vec<TestResult>) {
+    const NAME: &str = "vm/results";
+    let failed = |why: String| {
+        println!("#{:<7} {NAME}:FAIL ({why})", "-");
+        (String::new(), vec![verdict(NAME, false, &why)])
+    };
+    match report::read_guest_results(path) {
+        Err(e) => failed(format!("no results from the guest: {e:#}")),
+        Ok(r) if r.tests.is_empty() => failed(format!("{} lists no test", path.display())),
+        Ok(r) => (r.kernel, r.tests),
+    }
 }
 
 /// The kernel crate's Rust doctests run as KUnit at boot; all must pass.
@@ -197,6 +217,8 @@ fn runner_command(tests: &Selftests, guest: &Path) -> Vec<String> {
         tests.objs.display().to_string(),
         "--out".into(),
         guest.display().to_string(),
+        // The guest is ours: the @unpriv variants of the verifier tests run.
+        "--allow-unpriv-bpf".into(),
     ];
     for m in &tests.modules {
         c.push("--module".into());
@@ -308,4 +330,39 @@ pub fn series(sh: &Shell, paths: &Paths, opts: &Options) -> Result<()> {
         dest.display()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::guest_results;
+
+    fn failed_results(path: &std::path::Path) -> String {
+        let (_, tests) = guest_results(path);
+        assert_eq!(tests.len(), 1, "{tests:?}");
+        assert_eq!(tests[0].name, "vm/results");
+        assert_eq!(tests[0].result, "fail");
+        tests[0].message.clone()
+    }
+
+    /// A guest that wrote no results, garbage, or an empty list fails.
+    #[test]
+    fn missing_or_bad_results_fail_the_run() {
+        let dir = std::env::temp_dir().join(format!("xtask-results-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("results.json");
+        let msg = failed_results(&path);
+        assert!(msg.contains("no results"), "{msg}");
+        std::fs::write(&path, "{ not json").unwrap();
+        assert!(failed_results(&path).contains("parsing"));
+        std::fs::write(&path, r#"{"kernel": "6.12", "tests": []}"#).unwrap();
+        assert!(failed_results(&path).contains("lists no test"));
+        std::fs::write(
+            &path,
+            r#"{"kernel": "6.12", "tests": [{"name": "a", "result": "pass"}]}"#,
+        )
+        .unwrap();
+        let (kernel, tests) = guest_results(&path);
+        assert_eq!((kernel.as_str(), tests.len()), ("6.12", 1));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -327,8 +327,9 @@ static struct {
         );
     }
 
-    /// A 6.12 source tree: `$RQSPIN_KSRC`, else the one the pipeline
-    /// unpacked into its cache (`make test` runs `make vmtest` first).
+    /// A 6.12 source tree: `$RQSPIN_KSRC` (`make unit-test` sets it to the
+    /// tree its source stage prepares), else one the pipeline unpacked into
+    /// its cache.
     fn kernel_tree() -> std::path::PathBuf {
         if let Some(p) = std::env::var_os("RQSPIN_KSRC") {
             return p.into();
@@ -345,7 +346,7 @@ static struct {
         trees.sort();
         trees.into_iter().next().unwrap_or_else(|| {
             panic!(
-                "no 6.12 source tree in {}: run `make vmtest` first, or set RQSPIN_KSRC",
+                "no 6.12 source tree in {}: run `make unit-test` (it prepares one) or set RQSPIN_KSRC",
                 cache.join("src").display()
             )
         })
