@@ -22,6 +22,7 @@
 #include <linux/btf.h>
 #include <linux/btf_ids.h>
 #include <linux/build_bug.h>
+#include <linux/errno.h>
 #include <linux/hardirq.h>
 #include <linux/irqflags.h>
 #include <linux/module.h>
@@ -44,6 +45,16 @@
 #define KF_SPIN_LOCK 0
 #endif
 
+/*
+ * The Rust core's per-CPU state (MCS nodes, held-locks table, statistics),
+ * allocated by rqspin_c_percpu_init() from the Rust module's init. The lock
+ * kfuncs hand this CPU's copy and id to the Rust core, so that its fast path
+ * makes no further call. They run with preemption disabled, so raw_cpu_ptr()
+ * is right, and unlike this_cpu_ptr() it is never a call (CONFIG_DEBUG_PREEMPT
+ * checks through debug_smp_processor_id()).
+ */
+static void __percpu *rqspin_percpu;
+
 __bpf_kfunc_start_defs();
 
 #ifdef KF_RES_SPIN_LOCK_API
@@ -64,11 +75,15 @@ __bpf_kfunc int bpf_res_spin_lock(struct bpf_res_spin_lock *lock)
 	int ret;
 
 	preempt_disable();
-	ret = rqspin_rs_lock(&lock->val);
+	ret = rqspin_rs_lock(&lock->val, raw_cpu_ptr(rqspin_percpu),
+			     raw_smp_processor_id());
 	if (unlikely(ret))
 		preempt_enable();
 	return ret;
 }
+
+/* Kernel test and benchmark modules take the lock as BPF programs do. */
+EXPORT_SYMBOL_GPL(bpf_res_spin_lock);
 
 /**
  * bpf_res_spin_unlock() - release a lock taken by bpf_res_spin_lock()
@@ -76,9 +91,13 @@ __bpf_kfunc int bpf_res_spin_lock(struct bpf_res_spin_lock *lock)
  */
 __bpf_kfunc void bpf_res_spin_unlock(struct bpf_res_spin_lock *lock)
 {
-	rqspin_rs_unlock(&lock->val);
+	rqspin_rs_unlock(&lock->val, raw_cpu_ptr(rqspin_percpu),
+			 raw_smp_processor_id());
 	preempt_enable();
 }
+
+/* As bpf_res_spin_lock(): for kernel test and benchmark modules. */
+EXPORT_SYMBOL_GPL(bpf_res_spin_unlock);
 
 /**
  * bpf_res_spin_lock_irqsave() - take the lock with local interrupts disabled
@@ -96,7 +115,8 @@ __bpf_kfunc int bpf_res_spin_lock_irqsave(struct bpf_res_spin_lock *lock,
 
 	preempt_disable();
 	local_irq_save(flags);
-	ret = rqspin_rs_lock(&lock->val);
+	ret = rqspin_rs_lock(&lock->val, raw_cpu_ptr(rqspin_percpu),
+			     raw_smp_processor_id());
 	if (unlikely(ret)) {
 		local_irq_restore(flags);
 		preempt_enable();
@@ -117,7 +137,8 @@ __bpf_kfunc int bpf_res_spin_lock_irqsave(struct bpf_res_spin_lock *lock,
 __bpf_kfunc void bpf_res_spin_unlock_irqrestore(struct bpf_res_spin_lock *lock,
 						unsigned long *flags__irq_flag)
 {
-	rqspin_rs_unlock(&lock->val);
+	rqspin_rs_unlock(&lock->val, raw_cpu_ptr(rqspin_percpu),
+			 raw_smp_processor_id());
 	local_irq_restore(*flags__irq_flag);
 	preempt_enable();
 }
@@ -146,7 +167,7 @@ __bpf_kfunc u64 bpf_rqspin_ktime_get_ns(void)
  */
 __bpf_kfunc u64 bpf_rqspin_stat_add(u32 slot, u64 delta)
 {
-	return rqspin_rs_stat_add(slot, delta);
+	return rqspin_rs_stat_add(raw_cpu_ptr(rqspin_percpu), slot, delta);
 }
 
 /**
@@ -208,24 +229,23 @@ unsigned int rqspin_c_nr_cpu_ids(void)
 	return nr_cpu_ids;
 }
 
-bool rqspin_c_cpu_possible(unsigned int cpu)
+int rqspin_c_percpu_init(size_t size, size_t align)
 {
-	return cpu < nr_cpu_ids && cpu_possible(cpu);
+	rqspin_percpu = __alloc_percpu(size, align);
+	return rqspin_percpu ? 0 : -ENOMEM;
 }
 
-void __percpu *rqspin_c_alloc_percpu(size_t size, size_t align)
+void rqspin_c_percpu_free(void)
 {
-	return __alloc_percpu(size, align);
+	free_percpu(rqspin_percpu);
+	rqspin_percpu = NULL;
 }
 
-void rqspin_c_free_percpu(void __percpu *ptr)
+void *rqspin_c_per_cpu_ptr(unsigned int cpu)
 {
-	free_percpu(ptr);
-}
-
-void *rqspin_c_per_cpu_ptr(void __percpu *ptr, unsigned int cpu)
-{
-	return per_cpu_ptr(ptr, cpu);
+	if (!rqspin_percpu || cpu >= nr_cpu_ids || !cpu_possible(cpu))
+		return NULL;
+	return per_cpu_ptr(rqspin_percpu, cpu);
 }
 
 u64 rqspin_c_clock_ns(void)

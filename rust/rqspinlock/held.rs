@@ -45,19 +45,7 @@ pub struct HeldLocks {
 }
 
 impl HeldLocks {
-    /// An empty table.
-    #[cfg(not(loom))]
-    pub const fn new() -> Self {
-        #[allow(clippy::declare_interior_mutable_const)]
-        const EMPTY: AtomicUsize = AtomicUsize::new(0);
-        Self {
-            cnt: AtomicU32::new(0),
-            locks: [EMPTY; NR_HELD],
-        }
-    }
-
-    /// An empty table.
-    #[cfg(loom)]
+    /// An empty table (the same as all-zero bytes).
     pub fn new() -> Self {
         Self {
             cnt: AtomicU32::new(0),
@@ -82,6 +70,7 @@ impl HeldLocks {
     /// Pushes `lock` as the new top entry (upstream `grab_held_lock_entry()`).
     ///
     /// Must be called on the owning CPU.
+    #[inline(always)]
     pub(crate) fn grab(&self, lock: usize) {
         // A plain read-modify-write is enough (`this_cpu_inc_return()`): only
         // this CPU writes `cnt`, and an interrupt that nests between the load
@@ -123,28 +112,50 @@ impl HeldLocks {
 
     /// Removes `lock`'s entry on unlock, wherever it is in the table.
     ///
-    /// Upstream only clears the top entry because the verifier forces LIFO
-    /// unlocking. Our kfuncs on 6.12 get no such verifier help, so a program
-    /// may unlock A then B after locking A, B. Clearing the top would leave A
-    /// (already released) in the table: a later attempt on A would be a false
-    /// AA, and B (still held) would be invisible to ABBA. Instead we search
-    /// from the top for the most recent entry of `lock`, shift the entries
-    /// above it down by one and clear the old top. While shifting, an entry
-    /// may transiently appear twice, which is harmless: the duplicated lock
-    /// is still held. Nested interrupts see a consistent prefix because every
+    /// Upstream only clears the top entry because its callers unlock in
+    /// reverse order: the verifier enforces that for BPF programs (and does
+    /// so on 6.12 with this series), but Rust callers drop their guards in
+    /// any order they like. Clearing the top then would leave a released
+    /// lock in the table (a false AA on the next attempt) and hide a held
+    /// one from the ABBA check. So we search from the top for the most
+    /// recent entry of `lock`, shift the entries above it down by one and
+    /// clear the old top; for a last-in-first-out unlock the first compare
+    /// hits and this is upstream's code. While shifting, an entry may
+    /// transiently appear twice, which is harmless: the duplicated lock is
+    /// still held. Nested interrupts see a consistent prefix because every
     /// step is a single store and `cnt` only drops at the end.
     ///
     /// If `lock` is not in the remembered part, it is one of the untracked
-    /// locks beyond [`NR_HELD`] (or the caller unlocked a lock it does not
-    /// hold); then only the count drops, as upstream does for untracked
-    /// locks. If the removed entry was tracked while more than [`NR_HELD`]
-    /// locks are outstanding, the freed top slot stays 0: we do not know the
-    /// untracked lock that would move into it, so that lock stays invisible
-    /// to the checks, as it was before.
+    /// locks beyond [`NR_HELD`]; then only the count drops, as upstream
+    /// does for untracked locks. If the removed entry was tracked while more
+    /// than [`NR_HELD`] locks are outstanding, the freed top slot stays 0:
+    /// we do not know the untracked lock that would move into it, so that
+    /// lock stays invisible to the checks, as it was before.
     ///
     /// Called after the lock word has been released (see `RqSpinLock::unlock`).
+    #[inline(always)]
     pub(crate) fn remove(&self, lock: usize) {
         let cnt = self.cnt.load(Ordering::Relaxed);
+        // Upstream's case, inline: the lock is the top entry.
+        if let Some(top) = slot_index(cnt).and_then(|i| self.locks.get(i)) {
+            if top.load(Ordering::Relaxed) == lock {
+                top.store(0, Ordering::Relaxed);
+                // The slot is cleared before the count drops, for nested
+                // interrupts (see below).
+                compiler_barrier();
+                // INVARIANT: the top entry and the count go together.
+                self.cnt.store(cnt - 1, Ordering::Relaxed);
+                return;
+            }
+        }
+        self.remove_below_top(cnt, lock);
+    }
+
+    /// [`Self::remove`] when `lock` is not the top entry: out of order, or
+    /// untracked.
+    #[cold]
+    #[inline(never)]
+    fn remove_below_top(&self, cnt: u32, lock: usize) {
         if cnt == 0 {
             // Unbalanced unlock: nothing to remove, never underflow.
             return;

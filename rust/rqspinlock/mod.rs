@@ -2,43 +2,41 @@
 
 //! Resilient queued spin lock (rqspinlock), the algorithm alone.
 //!
-//! A qspinlock (MCS queue squeezed into a 32-bit word) that cannot hang: every
-//! waiting loop is bounded (the bounds and their one caveat, time stolen from
-//! queued CPUs by interrupts, NMIs or a hypervisor, are spelled out in
-//! `slowpath`), and waiters look for AA deadlocks (this CPU
-//! already holds the lock) and ABBA deadlocks (another CPU holds the lock and
-//! waits for one we hold) through per-CPU tables of held locks. On failure
-//! `lock()` returns [`LockError`] and the caller must cope; BPF programs
-//! branch on the kfunc's return value. The algorithm follows upstream
-//! `kernel/bpf/rqspinlock.c` in its latest form; see `slowpath` for the
-//! differences forced by a lock word that BPF programs can write.
+//! A qspinlock (an MCS queue squeezed into a 32-bit word) that cannot hang:
+//! the pending waiter and the queue head wait with deadlines, and waiters
+//! look for AA deadlocks (this CPU already holds the lock) and ABBA
+//! deadlocks (another CPU holds the lock and waits for one we hold) through
+//! per-CPU tables of held locks. On failure `lock()` returns [`LockError`]
+//! and the caller must cope; BPF programs branch on the kfunc's return
+//! value.
 //!
-//! This module uses only `core` (no allocation, no `kernel` crate) so that
-//! the same source builds
+//! The algorithm is upstream's `kernel/bpf/rqspinlock.c` in its latest form
+//! (Linux 6.15 plus every later fix through 6.19), by Kumar Kartikeya
+//! Dwivedi and Alexei Starovoitov, on top of the qspinlock of Waiman Long
+//! and Peter Zijlstra. Where it differs, and why:
 //!
-//! - in the `bpf_rqspinlock` kernel module, as `pub mod rqspinlock;` in
-//!   `rust/rqspinlock_rs.rs`, with a [`Platform`] backed by per-CPU memory,
-//!   `ktime_get_mono_fast_ns()` and `cpu_relax()`;
-//! - on the host, in `tools/rqspinlock-host`, through
-//!   `#[path = "../../../rust/rqspinlock/mod.rs"] pub mod rqspinlock;`, with
-//!   thread-per-CPU platforms for std tests, loom models and a benchmark.
-//!   Only that crate sets `cfg(rqspin_bench)`, which adds the unbounded
-//!   [`QueuedSpinLock`] the benchmark compares against.
+//! | here | upstream | why |
+//! |---|---|---|
+//! | every access to the word is 32 bits wide | byte and halfword stores and exchanges | Rust defines no mixed-size atomics on one location; this is qspinlock's own `_Q_PENDING_BITS != 8` shape (`word`) |
+//! | unlock and `set_locked()` are atomic read-modify-writes | byte stores | a 32-bit store would overwrite a concurrent tail or pending update (`word`) |
+//! | unlock removes the lock's own held-table entry, wherever it is | clears the top entry | Rust callers may drop guards out of order; LIFO unlocks take the same path as upstream (`held`) |
+//! | the AA check past [`NR_HELD`] locks checks every stored entry | skips the last slot | the attempt itself is not stored then; runtime test `res_lock_held_overflow` (slot 30) |
+//! | `xchg_tail()` and `next` are acquire/release | relaxed, ordered by address dependencies | the Rust memory model has no consume ordering |
 //!
-//! Everything that depends on the environment is behind [`Platform`].
-//! Nothing reachable from a lock word can panic: every index derived from
-//! the word is range-checked and arithmetic is wrapping or saturating.
+//! The source uses only `core` (no allocation, no `kernel` crate): the
+//! crate that includes it provides a module `rqspinlock_sync` next to it,
+//! with the atomics (`AtomicU32`, `AtomicUsize`, `AtomicPtr`, `fence`,
+//! `Ordering`) and `compiler_barrier()`, and a [`Platform`]. The kernel
+//! module gives it `core`'s atomics and per-CPU memory.
 //!
 //! Module map: `word` (lock word layout and atomics), `held` (held-locks
 //! table, AA/ABBA), `mcs` (queue nodes), `timeout` (deadlines), `slowpath`
-//! (contended path), `lock` (public types), `platform` (the trait),
-//! `sync` (where the atomics come from: `core`, or loom under `cfg(loom)`).
+//! (contended path), `lock` (the lock type and its guard), `platform` (the
+//! trait).
 
 #![deny(unsafe_op_in_unsafe_fn)]
-// `cfg(loom)` and `cfg(rqspin_bench)` are only ever set by the host crate,
-// which declares them; a build that checks cfg names without knowing them
-// (Kbuild) must stay quiet.
-#![allow(unexpected_cfgs)]
+
+use super::rqspinlock_sync as sync;
 
 mod error;
 mod held;
@@ -46,16 +44,13 @@ mod lock;
 mod mcs;
 mod platform;
 mod slowpath;
-mod sync;
 mod timeout;
 mod word;
 
 pub use error::LockError;
 pub use held::{HeldLocks, NR_HELD};
-#[cfg(rqspin_bench)]
-pub use lock::QueuedSpinLock;
-pub use lock::RqSpinLock;
+pub use lock::{Guard, RqSpinLock};
 pub use mcs::{McsNode, McsNodes};
-pub use platform::{CpuState, DelayPoint, Platform};
-pub use timeout::{ABBA_INTERVAL_NS, DEF_TIMEOUT_NS, HEAD_TIMEOUT_NS, NON_HEAD_ABORT_NS};
+pub use platform::{CpuState, Platform, ThisCpu};
+pub use timeout::{ABBA_INTERVAL_NS, DEF_TIMEOUT_NS, HEAD_TIMEOUT_NS};
 pub use word::{MAX_CPUS, MAX_NODES};

@@ -27,12 +27,6 @@ pub const DEF_TIMEOUT_NS: u64 = 250_000_000;
 /// may be ahead of it.
 pub const HEAD_TIMEOUT_NS: u64 = 2 * DEF_TIMEOUT_NS;
 
-/// How long a waiter behind another one waits before it asks the queue to
-/// abort (upstream has no such limit: its non-head waiters wait for the head
-/// however long the queue is). Together with the head's own deadline this
-/// bounds every attempt; see `slowpath`.
-pub const NON_HEAD_ABORT_NS: u64 = 4 * DEF_TIMEOUT_NS;
-
 /// Minimum spacing of ABBA checks (upstream `NSEC_PER_MSEC`).
 pub const ABBA_INTERVAL_NS: u64 = 1_000_000;
 
@@ -112,22 +106,6 @@ impl Deadline {
             }
         }
         Ok(())
-    }
-
-    /// Amortised pure deadline check, for waits that involve no lock owner
-    /// (waiting for a successor to link).
-    pub(crate) fn expired<P: Platform>(&mut self) -> bool {
-        self.due::<P>() && self.past::<P>()
-    }
-
-    /// Unamortised deadline check; arms the deadline on the first call of a
-    /// waiting period and reports "not yet" then.
-    pub(crate) fn past<P: Platform>(&mut self) -> bool {
-        if !self.armed {
-            self.arm::<P>();
-            return false;
-        }
-        P::now_ns() > self.end
     }
 
     fn arm<P: Platform>(&mut self) {

@@ -2,18 +2,28 @@
 
 //! Host [`Platform`]s: one OS thread (or loom thread) is one "CPU".
 //!
-//! - std build: a static array of [`CpuState`] for [`MAX_HOST_CPUS`] CPUs. A
-//!   thread gets a free CPU id on its first lock operation and gives it back
-//!   when it exits, so tests running in parallel never share a CPU. The
-//!   clock is [`std::time::Instant`]. [`HostPlatform`] yields to the OS
-//!   scheduler in `relax()` (tests oversubscribe 2 cores); [`SpinPlatform`]
-//!   only issues the spin-loop hint (benchmarks).
-//! - loom build: per-execution state from `loom::lazy_static!`, CPU ids set
+//! - std build: [`MAX_HOST_CPUS`] states, allocated once. A thread gets a
+//!   free CPU id on its first lock operation and gives it back when it
+//!   exits, so tests running in parallel never share a CPU. The clock is
+//!   [`std::time::Instant`]. [`HostPlatform`] yields to the OS scheduler in
+//!   `relax()` (tests oversubscribe 2 cores); [`SpinPlatform`] only issues
+//!   the spin-loop hint (benchmarks).
+//! - loom build: per-execution states from `loom::lazy_static!`, CPU ids set
 //!   explicitly by each model thread with [`set_cpu`], and a per-thread
 //!   logical clock that advances by [`LOOM_TICK_NS`] in every `relax()`, so
-//!   timeouts fire after a handful of scheduling points.
+//!   deadlines fire after a handful of scheduling points.
+//!
+//! **Interrupts.** A real CPU can be interrupted anywhere, and the handler
+//! runs on the same CPU, on top of the interrupted context, to completion.
+//! [`raise_interrupt`] arms a handler on the calling thread; the next
+//! `relax()` of a lock operation on that thread runs it there, as an
+//! interrupt (or NMI) arriving while the CPU spins would. The handler may
+//! take locks itself: it shares the CPU's held table and MCS nodes with the
+//! context it interrupted, which is what the tests of nesting need.
 
-use crate::rqspinlock::{CpuState, Platform};
+use std::cell::{Cell, RefCell};
+
+use crate::rqspinlock::{CpuState, Platform, ThisCpu};
 
 /// Number of CPUs the host platforms provide.
 #[cfg(not(loom))]
@@ -29,22 +39,25 @@ pub const MAX_HOST_CPUS: u32 = 4;
 #[cfg(loom)]
 pub const LOOM_TICK_NS: u64 = 100_000_000;
 
+/// An interrupt handler armed by [`raise_interrupt`].
+type Handler = Box<dyn FnOnce()>;
+
 #[cfg(not(loom))]
 mod imp {
     use super::{CpuState, MAX_HOST_CPUS};
     use std::cell::Cell;
-    use std::sync::{Mutex, OnceLock};
+    use std::sync::{LazyLock, Mutex};
     use std::time::Instant;
 
-    static STATES: [CpuState; MAX_HOST_CPUS as usize] =
-        [const { CpuState::new() }; MAX_HOST_CPUS as usize];
+    static STATES: LazyLock<Box<[CpuState]>> =
+        LazyLock::new(|| (0..MAX_HOST_CPUS).map(|_| CpuState::new()).collect());
 
-    /// Free CPU ids; ids are handed out lowest first.
-    static FREE: Mutex<Vec<u32>> = Mutex::new(Vec::new());
-    static FREE_INIT: OnceLock<()> = OnceLock::new();
+    /// Free CPU ids, lowest handed out first.
+    static FREE: LazyLock<Mutex<Vec<u32>>> =
+        LazyLock::new(|| Mutex::new((0..MAX_HOST_CPUS).rev().collect()));
 
     /// Owns a CPU id for the lifetime of its thread.
-    pub(super) struct CpuSlot(pub(super) u32);
+    struct CpuSlot(u32);
 
     impl Drop for CpuSlot {
         fn drop(&mut self) {
@@ -59,25 +72,29 @@ mod imp {
     }
 
     thread_local! {
-        pub(super) static CPU: Cell<Option<u32>> = const { Cell::new(None) };
+        /// This thread's CPU, cached: the benchmark's fast path reads it.
+        static CPU: Cell<Option<(u32, &'static CpuState)>> = const { Cell::new(None) };
         static SLOT: std::cell::RefCell<Option<CpuSlot>> = const { std::cell::RefCell::new(None) };
     }
 
-    pub(super) fn cpu() -> u32 {
-        if let Some(cpu) = CPU.with(Cell::get) {
-            return cpu;
+    #[inline]
+    pub(super) fn this_cpu() -> (u32, &'static CpuState) {
+        match CPU.with(Cell::get) {
+            Some(cpu) => cpu,
+            None => assign(),
         }
-        FREE_INIT.get_or_init(|| {
-            let mut free = FREE.lock().expect("cpu pool poisoned");
-            free.extend((0..MAX_HOST_CPUS).rev());
-        });
-        let cpu = FREE
+    }
+
+    #[cold]
+    fn assign() -> (u32, &'static CpuState) {
+        let id = FREE
             .lock()
             .expect("cpu pool poisoned")
             .pop()
             .expect("more live lock-using threads than MAX_HOST_CPUS");
+        let cpu = (id, state(id).expect("pool ids are in range"));
         CPU.with(|c| c.set(Some(cpu)));
-        SLOT.with(|s| *s.borrow_mut() = Some(CpuSlot(cpu)));
+        SLOT.with(|s| *s.borrow_mut() = Some(CpuSlot(id)));
         cpu
     }
 
@@ -86,9 +103,8 @@ mod imp {
     }
 
     pub(super) fn now_ns() -> u64 {
-        static START: OnceLock<Instant> = OnceLock::new();
-        let start = *START.get_or_init(Instant::now);
-        u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
+        static START: LazyLock<Instant> = LazyLock::new(Instant::now);
+        u64::try_from(START.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 }
 
@@ -106,9 +122,12 @@ mod imp {
         static CLOCK: Cell<u64> = Cell::new(1);
     }
 
-    pub(super) fn cpu() -> u32 {
-        CPU.with(Cell::get)
-            .expect("loom model thread did not call set_cpu()")
+    #[inline]
+    pub(super) fn this_cpu() -> (u32, &'static CpuState) {
+        let id = CPU
+            .with(Cell::get)
+            .expect("loom model thread did not call set_cpu()");
+        (id, state(id).expect("set_cpu() checks the range"))
     }
 
     pub(super) fn state(cpu: u32) -> Option<&'static CpuState> {
@@ -124,6 +143,41 @@ mod imp {
     }
 }
 
+#[cfg(not(loom))]
+thread_local! {
+    static IRQ: RefCell<Option<(bool, Handler)>> = const { RefCell::new(None) };
+    static IN_NMI: Cell<bool> = const { Cell::new(false) };
+}
+
+#[cfg(loom)]
+loom::thread_local! {
+    static IRQ: RefCell<Option<(bool, Handler)>> = RefCell::new(None);
+    static IN_NMI: Cell<bool> = Cell::new(false);
+}
+
+/// Arms `handler` as an interrupt (`nmi`: a non-maskable one) of the
+/// calling thread's CPU: the next `relax()` of a lock operation on this
+/// thread runs it, once, with [`Platform::in_nmi`] saying `nmi` meanwhile.
+pub fn raise_interrupt(nmi: bool, handler: impl FnOnce() + 'static) {
+    IRQ.with(|irq| *irq.borrow_mut() = Some((nmi, Box::new(handler))));
+}
+
+/// Whether an interrupt armed by [`raise_interrupt`] has not run yet.
+pub fn interrupt_pending() -> bool {
+    IRQ.with(|irq| irq.borrow().is_some())
+}
+
+/// Runs the armed interrupt handler, if any, as the CPU would on its way
+/// through a waiting loop.
+fn deliver_interrupt() {
+    let Some((nmi, handler)) = IRQ.with(|irq| irq.borrow_mut().take()) else {
+        return;
+    };
+    let outer = IN_NMI.with(|n| n.replace(nmi));
+    handler();
+    IN_NMI.with(|n| n.set(outer));
+}
+
 /// Binds the current (loom) thread to `cpu`. Every model thread, including
 /// the main one, must call this before its first lock operation.
 #[cfg(loom)]
@@ -134,21 +188,31 @@ pub fn set_cpu(cpu: u32) {
 
 /// The CPU id the current thread runs as (assigned on first use).
 pub fn current_cpu() -> u32 {
-    imp::cpu()
+    imp::this_cpu().0
 }
 
 /// The per-CPU state of the current thread's CPU.
 pub fn current_state() -> &'static CpuState {
-    imp::state(imp::cpu()).expect("current cpu id is always in range")
+    imp::this_cpu().1
 }
 
-/// Thread-per-CPU platform whose `relax()` yields to the scheduler.
+#[inline]
+fn this_cpu() -> ThisCpu {
+    let (id, state) = imp::this_cpu();
+    // SAFETY: `state` is `imp::state(id)`, which every platform here returns
+    // from `cpu_state(id)`, and a thread keeps its id for its whole life.
+    unsafe { ThisCpu::new(id, state) }
+}
+
+/// Thread-per-CPU platform whose `relax()` delivers armed interrupts and
+/// yields to the scheduler.
 #[cfg(not(loom))]
 pub struct HostPlatform;
 
-/// The loom platform: `relax()` is a loom yield that also advances this
-/// thread's logical clock by `TICK_NS`. A smaller tick gives the deadlock
-/// checks more scheduling points before a deadline fires.
+/// The loom platform: `relax()` delivers armed interrupts, then is a loom
+/// yield that also advances this thread's logical clock by `TICK_NS`. A
+/// smaller tick gives the deadlock checks more scheduling points before a
+/// deadline fires.
 #[cfg(loom)]
 pub struct TickPlatform<const TICK_NS: u64>;
 
@@ -163,10 +227,11 @@ pub type SpinPlatform = HostPlatform;
 
 // SAFETY: a thread keeps its CPU id for its whole life and no two live
 // threads share one (ids come from a pool and return to it only when the
-// owning thread exits). Thread exit happens between lock operations, so the
-// id is stable during each of them. `state()` returns distinct elements of a
-// static array and `None` for every id outside it;
-// `cpu() < nr_cpus() <= MAX_CPUS`.
+// owning thread exits, between lock operations). An interrupt handler runs
+// on the thread it interrupts, to completion, so contexts sharing an id
+// nest. `state()` returns distinct elements of a slice that lives until
+// the process exits, and `None` outside it; ids are `< nr_cpus() <=
+// MAX_CPUS`.
 #[cfg(not(loom))]
 unsafe impl Platform for HostPlatform {
     /// Every relax is a `yield_now()` syscall, far slower than
@@ -174,8 +239,9 @@ unsafe impl Platform for HostPlatform {
     /// and the deadlines keep their meaning.
     const SPINS_PER_CHECK: u32 = 1 << 6;
 
-    fn cpu() -> u32 {
-        imp::cpu()
+    #[inline]
+    fn this_cpu() -> ThisCpu {
+        this_cpu()
     }
 
     fn nr_cpus() -> u32 {
@@ -191,26 +257,28 @@ unsafe impl Platform for HostPlatform {
     }
 
     fn relax() {
+        deliver_interrupt();
         std::hint::spin_loop();
         std::thread::yield_now();
     }
 
     fn in_nmi() -> bool {
-        false
+        IN_NMI.with(Cell::get)
     }
 }
 
 // SAFETY: each model thread sets a distinct id with `set_cpu()` before its
-// first lock operation and keeps it. `state()` returns distinct elements of
-// a per-execution static that outlives the model's threads, and `None` for
-// every id outside it; `cpu() < nr_cpus() <= MAX_CPUS`.
+// first lock operation and keeps it; interrupt handlers nest on their
+// thread as above. `state()` returns distinct elements of a per-execution
+// static that outlives the model's threads, and `None` outside it.
 #[cfg(loom)]
 unsafe impl<const TICK_NS: u64> Platform for TickPlatform<TICK_NS> {
     /// Check on every spin: the logical clock only moves in `relax()`.
     const SPINS_PER_CHECK: u32 = 1;
 
-    fn cpu() -> u32 {
-        imp::cpu()
+    #[inline]
+    fn this_cpu() -> ThisCpu {
+        this_cpu()
     }
 
     fn nr_cpus() -> u32 {
@@ -226,17 +294,19 @@ unsafe impl<const TICK_NS: u64> Platform for TickPlatform<TICK_NS> {
     }
 
     fn relax() {
+        deliver_interrupt();
         imp::tick(TICK_NS);
         loom::thread::yield_now();
     }
 
     fn in_nmi() -> bool {
-        false
+        IN_NMI.with(Cell::get)
     }
 }
 
-/// Like [`HostPlatform`] but `relax()` only spins (`cpu_relax()`), for
-/// benchmarks where every thread has a core of its own.
+/// Like [`HostPlatform`] but `relax()` only spins (`cpu_relax()`) and no
+/// interrupts are delivered, for benchmarks where every thread has a core
+/// of its own.
 #[cfg(not(loom))]
 pub struct SpinPlatform;
 
@@ -244,8 +314,9 @@ pub struct SpinPlatform;
 // safety argument applies unchanged; only `relax()` differs.
 #[cfg(not(loom))]
 unsafe impl Platform for SpinPlatform {
-    fn cpu() -> u32 {
-        imp::cpu()
+    #[inline]
+    fn this_cpu() -> ThisCpu {
+        this_cpu()
     }
 
     fn nr_cpus() -> u32 {

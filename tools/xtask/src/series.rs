@@ -23,6 +23,10 @@ pub const MODULE_DIR: &str = "kernel/bpf/rqspinlock_rs";
 pub const BASE: &str = "refs/tags/base";
 /// The commit message of the module's commit.
 const MODULE_MSG: &str = "rust/series-commit.txt";
+/// What bindgen reads for the `kernel` crate's `bindings`: the module's C
+/// half is declared there, so the Rust half calls it through prototypes
+/// generated from the C header instead of hand-written ones that can drift.
+const BINDINGS_HELPER: &str = "rust/bindings/bindings_helper.h";
 
 /// The patch files, sorted.
 pub fn patch_files(paths: &Paths) -> Result<Vec<PathBuf>> {
@@ -132,7 +136,7 @@ pub fn apply(sh: &Shell, paths: &Paths, src: &Path, skip_patches: bool) -> Resul
     let msg = paths.repo.join(MODULE_MSG);
     cmd!(
         sh,
-        "git add -f -A {MODULE_DIR} kernel/bpf/Kconfig kernel/bpf/Makefile"
+        "git add -f -A {MODULE_DIR} kernel/bpf/Kconfig kernel/bpf/Makefile {BINDINGS_HELPER}"
     )
     .run()?;
     cmd!(sh, "git {ident...} commit -q -F {msg}").run()?;
@@ -166,7 +170,8 @@ fn changed_files(sh: &Shell, from: &str, to: &str) -> Result<Vec<String>> {
     Ok(out.lines().map(str::to_string).collect())
 }
 
-/// Copies the module into `MODULE_DIR` and hooks it into kbuild.
+/// Copies the module into `MODULE_DIR` and hooks it into kbuild and into
+/// the `kernel` crate's bindings.
 fn install_module(sh: &Shell, paths: &Paths, src: &Path) -> Result<()> {
     let from = paths.repo.join("rust");
     let to = src.join(MODULE_DIR);
@@ -190,6 +195,11 @@ fn install_module(sh: &Shell, paths: &Paths, src: &Path) -> Result<()> {
         &src.join("kernel/bpf/Makefile"),
         "obj-$(CONFIG_BPF_RQSPINLOCK_RS) += rqspinlock_rs/",
         None,
+    )?;
+    append_once(
+        &src.join(BINDINGS_HELPER),
+        &format!("#include \"../../{MODULE_DIR}/rqspinlock_glue.h\""),
+        Some("/* `bindgen` gets confused"),
     )?;
     let _ = sh;
     Ok(())

@@ -24,7 +24,8 @@ use std::thread;
 use std::time::Instant;
 
 use rqspinlock_host::platform::SpinPlatform as P;
-use rqspinlock_host::rqspinlock::{QueuedSpinLock, RqSpinLock};
+use rqspinlock_host::qspinlock::QueuedSpinLock;
+use rqspinlock_host::rqspinlock::RqSpinLock;
 
 /// Rounds per configuration; the median is reported.
 const ROUNDS: usize = 5;
@@ -99,12 +100,10 @@ impl BenchLock for Queued {
     }
 
     fn bump(&self) {
-        self.0.lock::<P>();
+        self.0.lock();
         // SAFETY: we hold the lock.
-        unsafe {
-            self.1.bump();
-            self.0.unlock();
-        }
+        unsafe { self.1.bump() };
+        self.0.unlock();
     }
 
     fn count(&self) -> u64 {
