@@ -69,7 +69,7 @@ loom:
 	RUSTFLAGS="--cfg loom" $(CARGO) test -q --release --manifest-path $(TOOLS)/Cargo.toml \
 		-p rqspinlock-host --test loom
 
-## vmbench: BPF lock+unlock cost, bpf_res_spin_lock vs bpf_spin_lock, in the VM (benchmark)
+## vmbench: lock+unlock cost in the VM, from BPF and in kernel loops (benchmark)
 vmbench: deps
 	$(XTASK) vmbench $(KARGS)
 

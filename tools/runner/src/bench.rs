@@ -13,6 +13,12 @@
 //! drift (host load, frequency) hits all of them alike, and the median round
 //! is reported. The results are printed and, with `--out`, written to
 //! `bench.json` there ([`JSON_FILE`]).
+//!
+//! With `--kernel-bench`, the in-kernel benchmark module runs afterwards
+//! ([`kernel`]): the Rust lock against raw_spinlock_t without a system call
+//! per operation; its figures become [`Bench::in_kernel`].
+
+pub mod kernel;
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -97,6 +103,10 @@ pub struct Bench {
     /// Not under KVM: every instruction is emulated, only ratios mean
     /// anything.
     pub emulated: bool,
+    /// The in-kernel benchmark (`--kernel-bench`), `None` without it. Files
+    /// written before it existed lack the field: it defaults to `None`.
+    #[serde(default)]
+    pub in_kernel: Option<kernel::KernelBench>,
 }
 
 /// Runs the benchmark.
@@ -173,6 +183,7 @@ pub fn run(objs: &Path, accel: Option<&str>) -> Result<Bench> {
         contended_rounds: CONTENDED_ROUNDS,
         contended,
         emulated,
+        in_kernel: None,
     })
 }
 
@@ -242,6 +253,9 @@ impl Bench {
         for p in &self.contended {
             let _ = writeln!(out, "{:<28} {:>10.1}", p.name, p.ns_per_run);
         }
+        if let Some(k) = &self.in_kernel {
+            out.push_str(&kernel::render(k));
+        }
         if self.emulated {
             let _ = writeln!(
                 out,
@@ -296,6 +310,7 @@ mod tests {
                 },
             ],
             emulated: true,
+            in_kernel: Some(kernel::sample()),
         }
     }
 
@@ -314,6 +329,22 @@ mod tests {
         );
         assert!(text.contains("(baseline)"), "{text}");
         assert!(text.contains("note: under TCG"), "{text}");
+        assert!(text.contains("in-kernel (bpf_rqspin_bench)"), "{text}");
+        let without = Bench {
+            in_kernel: None,
+            ..b
+        };
+        assert!(!without.render().contains("in-kernel"));
+    }
+
+    /// bench.json files from before `in_kernel` existed still parse.
+    #[test]
+    fn in_kernel_is_optional_in_the_json() {
+        let mut v: serde_json::Value =
+            serde_json::from_str(include_str!("../tests/fixtures/bench.json")).unwrap();
+        v.as_object_mut().unwrap().remove("in_kernel");
+        let b: Bench = serde_json::from_value(v).unwrap();
+        assert_eq!(b.in_kernel, None);
     }
 
     #[test]

@@ -42,6 +42,13 @@ pub struct Args {
     #[arg(long, value_name = "NAME", requires = "bench")]
     pub accel: Option<String>,
 
+    /// In-kernel benchmark module (bpf_rqspin_bench.ko) to load after the
+    /// BPF benchmark: its init measures the Rust lock against raw_spinlock_t
+    /// and logs the result, which is read back from the kernel log; the
+    /// module is unloaded again. Load the product module with --module.
+    #[arg(long, value_name = "PATH.ko", requires = "bench")]
+    pub kernel_bench: Option<PathBuf>,
+
     /// Allow unprivileged BPF (`kernel.unprivileged_bpf_disabled=0`) before
     /// the tests, as mainline's BPF CI does, so that the `@unpriv` variants
     /// run instead of skipping. For a test VM: it lasts until the reboot.

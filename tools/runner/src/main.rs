@@ -98,12 +98,17 @@ fn run(args: &Args) -> Result<i32> {
 
 /// `--bench`: load the modules, measure, print, and with `--out` write
 /// `bench.json` for the host's `make results`. A benchmark that cannot
-/// measure is a setup error; slow numbers are not an error.
+/// measure is a setup error; slow numbers are not an error. The in-kernel
+/// benchmark (`--kernel-bench`) runs last, so that its threads on every CPU
+/// do not overlap the BPF measurements.
 fn run_bench(args: &Args) -> Result<i32> {
     for path in &args.modules {
         modules::load_module(path)?;
     }
-    let results = bench::run(&args.objs, args.accel.as_deref())?;
+    let mut results = bench::run(&args.objs, args.accel.as_deref())?;
+    if let Some(ko) = &args.kernel_bench {
+        results.in_kernel = Some(bench::kernel::run(ko)?);
+    }
     print!("{}", results.render());
     if let Some(out) = &args.out {
         std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;

@@ -40,6 +40,7 @@ pub fn stage(
             Selftests {
                 objs: tests.objs.clone(),
                 modules: tests.modules.clone(),
+                bench_module: tests.bench_module.clone(),
                 runner: tests.runner.clone(),
             },
             results.to_path_buf(),
@@ -63,16 +64,23 @@ pub fn stage(
             copy(&p, &progs.join(p.file_name().unwrap()))?;
         }
     }
-    let mut modules = Vec::new();
-    for m in &tests.modules {
+    let to_guest = |m: &Path| -> Result<PathBuf> {
         let name = m.file_name().context("module path without a file name")?;
         copy(m, &mods.join(name))?;
-        modules.push(guest.join("modules").join(name));
-    }
+        Ok(guest.join("modules").join(name))
+    };
+    let modules = tests
+        .modules
+        .iter()
+        .map(|m| to_guest(m))
+        .collect::<Result<Vec<_>>>()?;
+    // Copied for every run, loaded only by vmbench (`--kernel-bench`).
+    let bench_module = tests.bench_module.as_deref().map(to_guest).transpose()?;
     Ok((
         Selftests {
             objs: guest.join("progs"),
             modules,
+            bench_module,
             runner: guest.join("bin/bpf-runner"),
         },
         guest.to_path_buf(),

@@ -250,6 +250,16 @@ mod tests {
             page.contains("| `bench_res_spin_lock` | 1500.0 |"),
             "{page}"
         );
+        assert!(
+            page.contains("| uncontended, 200000 pairs per round | 9000 | 12000 | 0.75x |"),
+            "{page}"
+        );
+        assert!(
+            page.contains(
+                "in the kernel, Rust lock / raw_spinlock_t: 0.75x uncontended, 1.50x contended"
+            ),
+            "{page}"
+        );
         repo.check(&page).unwrap();
     }
 

@@ -19,7 +19,9 @@ use crate::{arch::Arch, guest, kvm};
 /// complain.
 /// `make vmbench`: the lock benchmark in the VM (`bpf-runner --bench`):
 /// lock+unlock cost of bpf_res_spin_lock vs bpf_spin_lock from BPF, measured
-/// side by side in one run. A benchmark, not a test: it prints numbers.
+/// side by side in one run, then the in-kernel benchmark module (the Rust
+/// lock against raw_spinlock_t, `--kernel-bench`). A benchmark, not a test:
+/// it prints numbers.
 pub fn vmbench(sh: &Shell, paths: &Paths, opts: &Options) -> Result<i32> {
     run_vm(sh, paths, opts, true)
 }
@@ -60,12 +62,7 @@ fn run_vm(sh: &Shell, paths: &Paths, opts: &Options, bench: bool) -> Result<i32>
     let (in_guest, guest_out) = guest::stage(opts.arch, &tests, &guest, vm.root)?;
     let mut command = runner_command(&in_guest, &guest_out);
     if bench {
-        let accel = if vm.kvm { "kvm" } else { "tcg" };
-        command.extend([
-            "--bench".to_string(),
-            "--accel".to_string(),
-            accel.to_string(),
-        ]);
+        command.extend(bench_args(vm.kvm, in_guest.bench_module.as_deref()));
     }
     let start = Instant::now();
     let (outcome, _stdout) = vm.run(&command, deadline, "")?;
@@ -233,6 +230,19 @@ fn runner_command(tests: &Selftests, guest: &Path) -> Vec<String> {
     c
 }
 
+/// What `make vmbench` adds to [`runner_command`]: the benchmark mode, the
+/// accelerator, and the in-kernel benchmark module when there is one (its
+/// guest path), which the runner loads only after the BPF benchmark.
+fn bench_args(kvm: bool, bench_module: Option<&Path>) -> Vec<String> {
+    let accel = if kvm { "kvm" } else { "tcg" };
+    let mut args = vec!["--bench".to_string(), "--accel".to_string(), accel.into()];
+    if let Some(m) = bench_module {
+        args.push("--kernel-bench".into());
+        args.push(m.display().to_string());
+    }
+    args
+}
+
 /// An interactive shell in the VM, with the paths of the selftest pieces
 /// printed so they can be run by hand.
 pub fn vmshell(sh: &Shell, paths: &Paths, opts: &Options) -> Result<()> {
@@ -334,7 +344,35 @@ pub fn series(sh: &Shell, paths: &Paths, opts: &Options) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::guest_results;
+    use super::{bench_args, guest_results, runner_command};
+    use crate::selftests::Selftests;
+    use std::path::{Path, PathBuf};
+
+    /// The benchmark module goes to the runner only as `--kernel-bench`, and
+    /// only in bench mode: the tests load the modules they always loaded.
+    #[test]
+    fn the_bench_module_is_only_a_bench_argument() {
+        let tests = Selftests {
+            objs: "/g/progs".into(),
+            modules: vec!["/g/m/bpf_rqspinlock.ko".into(), "/g/m/t.ko".into()],
+            bench_module: Some(PathBuf::from("/g/m/bpf_rqspin_bench.ko")),
+            runner: "/g/bin/bpf-runner".into(),
+        };
+        let command = runner_command(&tests, Path::new("/g"));
+        assert!(!command.iter().any(|a| a.contains("bench")), "{command:?}");
+        assert_eq!(command.iter().filter(|a| *a == "--module").count(), 2);
+        assert_eq!(
+            bench_args(false, tests.bench_module.as_deref()),
+            [
+                "--bench",
+                "--accel",
+                "tcg",
+                "--kernel-bench",
+                "/g/m/bpf_rqspin_bench.ko"
+            ]
+        );
+        assert_eq!(bench_args(true, None), ["--bench", "--accel", "kvm"]);
+    }
 
     fn failed_results(path: &std::path::Path) -> String {
         let (_, tests) = guest_results(path);

@@ -19,6 +19,12 @@ pub struct Selftests {
     /// Modules to load in order: the product module (unless it is built
     /// in), then the test module.
     pub modules: Vec<PathBuf>,
+    /// The in-kernel lock benchmark (`selftests/testmod/bpf_rqspin_bench.c`),
+    /// for `make vmbench` only: its init runs the benchmark, so it is never
+    /// among [`Self::modules`], which every VM run loads. `None` for a kernel
+    /// without the series' lock API (`NOPATCHES=1`), where the module builds
+    /// but has nothing to measure.
+    pub bench_module: Option<PathBuf>,
     pub runner: PathBuf,
 }
 
@@ -32,14 +38,25 @@ pub fn build(paths: &Paths, kernel: &Built) -> Result<Selftests> {
     let _ = std::fs::remove_file(&log);
     let n = build_bpf_objects(paths, kernel, &objs, &log)?
         + crate::upstream::build_objects(paths, kernel, &objs, &log)?;
-    let testmod = build_testmod(paths, kernel, &dir, &log)?;
+    let (testmod, bench) = build_testmod(paths, kernel, &dir, &log)?;
     let runner = build_runner(paths, kernel.arch, &log)?;
-    stage.done(format!("{n} BPF object(s), test module, runner"));
+    stage.done(format!(
+        "{n} BPF object(s), test and benchmark modules, runner"
+    ));
     Ok(Selftests {
         objs,
         modules: kernel.module().into_iter().chain([testmod]).collect(),
+        bench_module: has_res_lock_api(&kernel.src).then_some(bench),
         runner,
     })
+}
+
+/// Whether the kernel source has the series' lock API (the verifier patches
+/// define `KF_RES_SPIN_LOCK_API` in `include/linux/btf.h`). Without it the
+/// benchmark module compiles to a stub whose init fails.
+fn has_res_lock_api(src: &Path) -> bool {
+    std::fs::read_to_string(src.join("include/linux/btf.h"))
+        .is_ok_and(|h| h.contains("#define KF_RES_SPIN_LOCK_API"))
 }
 
 fn build_bpf_objects(paths: &Paths, kernel: &Built, objs: &Path, log: &Path) -> Result<usize> {
@@ -68,8 +85,16 @@ fn build_bpf_objects(paths: &Paths, kernel: &Built, objs: &Path, log: &Path) -> 
 }
 
 /// Builds `selftests/testmod` out of tree (`M=`) against the built kernel,
-/// from a copy so the repository stays clean.
-fn build_testmod(paths: &Paths, kernel: &Built, dir: &Path, log: &Path) -> Result<PathBuf> {
+/// from a copy so the repository stays clean. Returns the test module and
+/// the benchmark module; the latter links against the product module's
+/// exported lock functions, which modpost finds in the kernel build's
+/// `Module.symvers` (or vmlinux, when the product is built in).
+fn build_testmod(
+    paths: &Paths,
+    kernel: &Built,
+    dir: &Path,
+    log: &Path,
+) -> Result<(PathBuf, PathBuf)> {
     let from = paths.repo.join("selftests/testmod");
     let to = dir.join("testmod");
     std::fs::create_dir_all(&to)?;
@@ -104,15 +129,18 @@ fn build_testmod(paths: &Paths, kernel: &Built, dir: &Path, log: &Path) -> Resul
         .arg("modules");
     let mlog = dir.join("testmod.log");
     let _ = std::fs::remove_file(&mlog);
-    run_logged(make, &mlog, "building the test module")?;
+    run_logged(make, &mlog, "building the test modules")?;
     kernel::check_btf_ids(&mlog)?;
     let _ = std::fs::copy(&mlog, log);
-    let ko = to.join("bpf_rqspin_testmod.ko");
-    if !ko.exists() {
-        bail!("{} was not built", ko.display());
+    let kos = ["bpf_rqspin_testmod.ko", "bpf_rqspin_bench.ko"].map(|k| to.join(k));
+    for ko in &kos {
+        if !ko.exists() {
+            bail!("{} was not built", ko.display());
+        }
     }
     crate::key::write_stamp(&stamp, &kernel.key)?;
-    Ok(ko)
+    let [testmod, bench] = kos;
+    Ok((testmod, bench))
 }
 
 fn build_runner(paths: &Paths, arch: Arch, log: &Path) -> Result<PathBuf> {

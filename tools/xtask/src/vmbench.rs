@@ -35,6 +35,43 @@ pub struct Measured {
     pub contended_rounds: usize,
     pub contended: Vec<ProgramTime>,
     pub emulated: bool,
+    /// The in-kernel benchmark; absent from files of runs without it.
+    #[serde(default)]
+    pub in_kernel: Option<InKernel>,
+}
+
+/// One figure per lock in ps per lock+unlock pair (the runner's
+/// `bench::kernel::LockPair`).
+#[derive(Clone, Copy, Debug, Deserialize, Serialize)]
+pub struct LockPair {
+    /// The Rust lock, through bpf_res_spin_lock().
+    pub res: u64,
+    /// raw_spinlock_t.
+    pub raw: u64,
+}
+
+impl LockPair {
+    /// Rust lock over raw_spinlock_t; `None` if raw measured 0 ps.
+    pub fn ratio(&self) -> Option<f64> {
+        (self.raw > 0).then(|| self.res as f64 / self.raw as f64)
+    }
+}
+
+/// The in-kernel benchmark module's figures (the runner's
+/// `bench::kernel::KernelBench`): loops in the kernel, no system call per
+/// operation.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct InKernel {
+    pub cpus: u32,
+    pub iters: u32,
+    pub rounds: u32,
+    pub contended_iters: u32,
+    pub uncontended_ps: LockPair,
+    /// Every CPU on one lock: wall time over all pairs.
+    pub contended_ps: LockPair,
+    pub res_failures: u64,
+    /// raw_spin_lock() carries lockdep or spinlock debugging checks.
+    pub raw_lock_debug: bool,
 }
 
 /// `out/<arch>/bench.json`: the runner's figures plus their provenance.
@@ -108,5 +145,19 @@ mod tests {
         assert_eq!(back.measured.programs[0].lock_unlock_ns, None);
         assert_eq!(back.measured.contended[1].ns_per_run, 1500.0);
         assert!(back.measured.emulated);
+        let k = back.measured.in_kernel.unwrap();
+        assert_eq!((k.cpus, k.rounds, k.contended_iters), (2, 5, 20_000));
+        assert_eq!(k.uncontended_ps.ratio(), Some(0.75));
+        assert_eq!(k.contended_ps.ratio(), Some(1.5));
+        assert!(k.raw_lock_debug);
+    }
+
+    /// Files of runs before the in-kernel benchmark existed still load.
+    #[test]
+    fn in_kernel_is_optional() {
+        let mut v: serde_json::Value = serde_json::from_str(RUNNER_FIXTURE).unwrap();
+        v.as_object_mut().unwrap().remove("in_kernel");
+        let m: Measured = serde_json::from_value(v).unwrap();
+        assert!(m.in_kernel.is_none());
     }
 }
