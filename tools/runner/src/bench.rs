@@ -24,7 +24,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{ensure, Context, Result};
-use serde::{Deserialize, Serialize};
+pub use bench_format::{Bench, ProgramTime};
 
 use crate::runtime::support::{load_programs, test_run, test_run_parallel};
 use crate::runtime::Ctx;
@@ -63,51 +63,6 @@ fn accel_label(accel: Option<&str>, clocksource: &str) -> String {
 /// File name of the results in `--out`; the host copies it to
 /// `out/<arch>/bench.json` for `make results`.
 pub const JSON_FILE: &str = "bench.json";
-
-/// One program's median time.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProgramTime {
-    pub name: String,
-    /// Median ns per BPF_PROG_TEST_RUN repetition.
-    pub ns_per_run: f64,
-    /// `ns_per_run` minus the baseline's: the lock and unlock alone. `None`
-    /// for the baseline itself and for the contended runs.
-    pub lock_unlock_ns: Option<f64>,
-}
-
-/// What one benchmark run measured: printed as a table, and written as
-/// JSON so that `docs/results.md` shows the figures without anyone copying
-/// them.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Bench {
-    pub kernel: String,
-    /// [`accel_label`]: what the host said, or a guess.
-    pub accel: String,
-    pub clocksource: String,
-    pub cpus: usize,
-    /// Repetitions per BPF_PROG_TEST_RUN and rounds (the median is kept).
-    pub repeat: u32,
-    pub rounds: usize,
-    /// Uncontended, in [`PROGRAMS`] order, the baseline first.
-    pub programs: Vec<ProgramTime>,
-    /// bpf_res_spin_lock's lock+unlock cost over bpf_spin_lock's, measured
-    /// side by side; `None` when bpf_spin_lock measured at or below the
-    /// baseline (no ratio to take).
-    pub ratio_res_over_spin: Option<f64>,
-    pub contended_repeat: u32,
-    pub contended_rounds: usize,
-    /// Two CPUs on one lock: mean ns per run of the two threads.
-    pub contended: Vec<ProgramTime>,
-    /// Not under KVM: every instruction is emulated, only ratios mean
-    /// anything.
-    pub emulated: bool,
-    /// The in-kernel benchmark (`--kernel-bench`), `None` without it. Files
-    /// written before it existed lack the field: it defaults to `None`.
-    #[serde(default)]
-    pub in_kernel: Option<kernel::KernelBench>,
-}
 
 /// Runs the benchmark.
 pub fn run(objs: &Path, accel: Option<&str>) -> Result<Bench> {
@@ -209,67 +164,65 @@ fn ratio(ns: &[f64]) -> Option<f64> {
     (spin > 0.0).then(|| res / spin)
 }
 
-impl Bench {
-    /// The table `bpf-runner --bench` prints.
-    pub fn render(&self) -> String {
-        let mut out = String::new();
-        let _ = writeln!(
+/// The table `bpf-runner --bench` prints.
+pub fn render(this: &Bench) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
             out,
             "bpf-runner bench: lock + unlock from BPF (BPF_PROG_TEST_RUN, repeat {}, median of {} rounds)",
-            self.repeat, self.rounds
+            this.repeat, this.rounds
         );
-        let _ = writeln!(
-            out,
-            "accel: {}   clocksource: {}   cpus: {}   kernel: {}",
-            self.accel, self.clocksource, self.cpus, self.kernel
-        );
-        let _ = writeln!(
-            out,
-            "{:<28} {:>10} {:>18}",
-            "program", "ns/run", "lock+unlock ns/op"
-        );
-        for p in &self.programs {
-            let op = p
-                .lock_unlock_ns
-                .map_or_else(|| "(baseline)".to_string(), |t| format!("{t:.1}"));
-            let _ = writeln!(out, "{:<28} {:>10.1} {op:>18}", p.name, p.ns_per_run);
+    let _ = writeln!(
+        out,
+        "accel: {}   clocksource: {}   cpus: {}   kernel: {}",
+        this.accel, this.clocksource, this.cpus, this.kernel
+    );
+    let _ = writeln!(
+        out,
+        "{:<28} {:>10} {:>18}",
+        "program", "ns/run", "lock+unlock ns/op"
+    );
+    for p in &this.programs {
+        let op = p
+            .lock_unlock_ns
+            .map_or_else(|| "(baseline)".to_string(), |t| format!("{t:.1}"));
+        let _ = writeln!(out, "{:<28} {:>10.1} {op:>18}", p.name, p.ns_per_run);
+    }
+    match this.ratio_res_over_spin {
+        Some(r) => {
+            let _ = writeln!(out, "ratio bpf_res_spin_lock / bpf_spin_lock: {r:.2}x");
         }
-        match self.ratio_res_over_spin {
-            Some(r) => {
-                let _ = writeln!(out, "ratio bpf_res_spin_lock / bpf_spin_lock: {r:.2}x");
-            }
-            None => {
-                let _ = writeln!(
-                    out,
-                    "ratio: bpf_spin_lock measured at or below the baseline"
-                );
-            }
-        }
-        let _ = writeln!(
-            out,
-            "contended, 2 CPUs on one lock (mean ns/run of the two threads, median of {} rounds of {}):",
-            self.contended_rounds, self.contended_repeat
-        );
-        for p in &self.contended {
-            let _ = writeln!(out, "{:<28} {:>10.1}", p.name, p.ns_per_run);
-        }
-        if let Some(k) = &self.in_kernel {
-            out.push_str(&kernel::render(k));
-        }
-        if self.emulated {
+        None => {
             let _ = writeln!(
                 out,
-                "note: under TCG every instruction is emulated; compare ratios, not absolute times"
+                "ratio: bpf_spin_lock measured at or below the baseline"
             );
         }
-        out
     }
+    let _ = writeln!(
+            out,
+            "contended, 2 CPUs on one lock (mean ns/run of the two threads, median of {} rounds of {}):",
+            this.contended_rounds, this.contended_repeat
+        );
+    for p in &this.contended {
+        let _ = writeln!(out, "{:<28} {:>10.1}", p.name, p.ns_per_run);
+    }
+    if let Some(k) = &this.in_kernel {
+        out.push_str(&kernel::render(k));
+    }
+    if this.emulated {
+        let _ = writeln!(
+            out,
+            "note: under TCG every instruction is emulated; compare ratios, not absolute times"
+        );
+    }
+    out
+}
 
-    /// Writes the results as JSON to `path` (normally `--out`/[`JSON_FILE`]).
-    pub fn write_json(&self, path: &Path) -> Result<()> {
-        let text = serde_json::to_string_pretty(self).context("serializing the benchmark")?;
-        std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))
-    }
+/// Writes the results as JSON to `path` (normally `--out`/[`JSON_FILE`]).
+pub fn write_json(b: &Bench, path: &Path) -> Result<()> {
+    let text = serde_json::to_string_pretty(b).context("serializing the benchmark")?;
+    std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))
 }
 
 #[cfg(test)]
@@ -322,7 +275,7 @@ mod tests {
         assert_eq!(b.programs[2].lock_unlock_ns, Some(600.0));
         assert_eq!(b.ratio_res_over_spin, Some(2.0));
         assert_eq!(ratio(&[100.0, 90.0, 700.0, 900.0]), None);
-        let text = b.render();
+        let text = render(&b);
         assert!(
             text.contains("ratio bpf_res_spin_lock / bpf_spin_lock: 2.00x"),
             "{text}"
@@ -334,7 +287,7 @@ mod tests {
             in_kernel: None,
             ..b
         };
-        assert!(!without.render().contains("in-kernel"));
+        assert!(!render(&without).contains("in-kernel"));
     }
 
     /// bench.json files from before `in_kernel` existed still parse.
@@ -352,7 +305,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("bpf-runner-bench-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(JSON_FILE);
-        sample().write_json(&path).unwrap();
+        write_json(&sample(), &path).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         let back: Bench = serde_json::from_str(&text).unwrap();

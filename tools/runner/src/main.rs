@@ -109,10 +109,10 @@ fn run_bench(args: &Args) -> Result<i32> {
     if let Some(ko) = &args.kernel_bench {
         results.in_kernel = Some(bench::kernel::run(ko)?);
     }
-    print!("{}", results.render());
+    print!("{}", bench::render(&results));
     if let Some(out) = &args.out {
         std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-        results.write_json(&out.join(bench::JSON_FILE))?;
+        bench::write_json(&results, &out.join(bench::JSON_FILE))?;
     }
     Ok(exit::ALL_PASSED)
 }

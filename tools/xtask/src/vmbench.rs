@@ -11,68 +11,9 @@ use serde::{Deserialize, Serialize};
 /// The file's name, in the guest's directory and in `out/<arch>/`.
 pub const FILE: &str = "bench.json";
 
-/// One program's median (the runner's `bench::ProgramTime`).
-#[derive(Clone, Debug, Deserialize, Serialize)]
-pub struct ProgramTime {
-    pub name: String,
-    pub ns_per_run: f64,
-    pub lock_unlock_ns: Option<f64>,
-}
-
-/// What the runner measured (its `bench::Bench`; the fixture
-/// `tools/runner/tests/fixtures/bench.json` pins the format on both sides).
-#[derive(Clone, Debug, Deserialize, Serialize)]
-pub struct Measured {
-    pub kernel: String,
-    pub accel: String,
-    pub clocksource: String,
-    pub cpus: usize,
-    pub repeat: u32,
-    pub rounds: usize,
-    pub programs: Vec<ProgramTime>,
-    pub ratio_res_over_spin: Option<f64>,
-    pub contended_repeat: u32,
-    pub contended_rounds: usize,
-    pub contended: Vec<ProgramTime>,
-    pub emulated: bool,
-    /// The in-kernel benchmark; absent from files of runs without it.
-    #[serde(default)]
-    pub in_kernel: Option<InKernel>,
-}
-
-/// One figure per lock in ps per lock+unlock pair (the runner's
-/// `bench::kernel::LockPair`).
-#[derive(Clone, Copy, Debug, Deserialize, Serialize)]
-pub struct LockPair {
-    /// The Rust lock, through bpf_res_spin_lock().
-    pub res: u64,
-    /// raw_spinlock_t.
-    pub raw: u64,
-}
-
-impl LockPair {
-    /// Rust lock over raw_spinlock_t; `None` if raw measured 0 ps.
-    pub fn ratio(&self) -> Option<f64> {
-        (self.raw > 0).then(|| self.res as f64 / self.raw as f64)
-    }
-}
-
-/// The in-kernel benchmark module's figures (the runner's
-/// `bench::kernel::KernelBench`): loops in the kernel, no system call per
-/// operation.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-pub struct InKernel {
-    pub cpus: u32,
-    pub iters: u32,
-    pub rounds: u32,
-    pub contended_iters: u32,
-    pub uncontended_ps: LockPair,
-    /// Every CPU on one lock: wall time over all pairs.
-    pub contended_ps: LockPair,
-    pub res_failures: u64,
-    /// raw_spin_lock() carries lockdep or spinlock debugging checks.
-    pub raw_lock_debug: bool,
-}
+/// What the runner measured, and the in-kernel part of it (the format
+/// both sides share, crate `bench-format`).
+pub use bench_format::{Bench as Measured, KernelBench as InKernel, LockPair};
 
 /// `out/<arch>/bench.json`: the runner's figures plus their provenance.
 #[derive(Clone, Debug, Deserialize, Serialize)]

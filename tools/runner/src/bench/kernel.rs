@@ -13,60 +13,13 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use serde::{Deserialize, Serialize};
+pub use bench_format::{KernelBench, LockPair};
 
 use crate::{dmesg, modules};
 
 /// The module's name, which is also the prefix of its log lines (its
 /// `pr_fmt` is `KBUILD_MODNAME ": "`).
 pub const MODULE: &str = "bpf_rqspin_bench";
-
-/// One figure for each lock, in picoseconds per lock+unlock pair.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LockPair {
-    /// The Rust lock, through bpf_res_spin_lock()/bpf_res_spin_unlock().
-    pub res: u64,
-    /// The qspinlock of a raw_spinlock_t, taken as raw_spin_lock() does
-    /// without lockdep and spinlock debugging.
-    pub raw: u64,
-}
-
-impl LockPair {
-    /// Rust lock over raw_spinlock_t; `None` when raw measured 0 ps (no
-    /// ratio to take).
-    pub fn ratio(&self) -> Option<f64> {
-        (self.raw > 0).then(|| self.res as f64 / self.raw as f64)
-    }
-}
-
-/// The module's line, field for field: it is the JSON object the module
-/// prints, and it goes into `bench.json` unchanged as `in_kernel`. Unknown
-/// fields are refused so that a module and a runner that disagree fail
-/// loudly instead of dropping a figure.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KernelBench {
-    /// Threads in the contended runs, one per online CPU.
-    pub cpus: u32,
-    /// Uncontended pairs per round.
-    pub iters: u32,
-    /// Rounds per figure; each figure is the median.
-    pub rounds: u32,
-    /// Contended pairs per thread and round.
-    pub contended_iters: u32,
-    /// One CPU, no other lock user.
-    pub uncontended_ps: LockPair,
-    /// All CPUs on one lock: wall time over all pairs (throughput).
-    pub contended_ps: LockPair,
-    /// Failed bpf_res_spin_lock() calls; the module refuses to load with
-    /// any, so a parsed line has 0.
-    pub res_failures: u64,
-    /// raw_spin_lock() carries lockdep or CONFIG_DEBUG_SPINLOCK checks in
-    /// this kernel (the Rust lock does not), which makes it slower than the
-    /// bare qspinlock.
-    pub raw_lock_debug: bool,
-}
 
 /// The last `bpf_rqspin_bench: {...}` line of `log` (the kernel log as
 /// klogctl gives it, `<level>[time] ` before each message), parsed. `None`
