@@ -14,10 +14,25 @@
 #include <linux/compiler_types.h>
 #include <linux/types.h>
 
+/*
+ * What rqspin_rs_lock() returns when it fails (0: the lock is taken). The
+ * kfuncs report the first three as -EDEADLK and the last as -ETIMEDOUT, as
+ * mainline does, and count each kind apart.
+ */
+#define RQSPIN_AA	1	/* this CPU holds or attempts the lock already */
+#define RQSPIN_ABBA	2	/* another CPU holds it and waits for ours */
+#define RQSPIN_BUSY	3	/* NMI or no free queue node, lock taken */
+#define RQSPIN_TIMEOUT	4	/* the owner did not let go in time */
+#define RQSPIN_NR_KINDS	4
+
+/* Locks a held-locks table remembers (RES_NR_HELD, NR_HELD in Rust). */
+#define RQSPIN_NR_HELD	31
+
 int rqspin_rs_lock(u32 *lock, void *this_cpu, unsigned int cpu);
 void rqspin_rs_unlock(u32 *lock, void *this_cpu, unsigned int cpu);
 u64 rqspin_rs_stat_add(void *this_cpu, u32 slot, u64 delta);
 u64 rqspin_rs_stat_sum(u32 slot);
+u32 rqspin_rs_held(void *this_cpu, unsigned long *locks, u32 max);
 
 int rqspin_c_register_kfuncs(void);
 int rqspin_c_cpu(void);

@@ -18,6 +18,9 @@
  * take no lock and run in bounded time, so a program may call them while
  * it holds a lock.
  */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/atomic.h>
 #include <linux/bpf.h>
 #include <linux/btf.h>
 #include <linux/btf_ids.h>
@@ -25,9 +28,14 @@
 #include <linux/errno.h>
 #include <linux/hardirq.h>
 #include <linux/irqflags.h>
+#include <linux/minmax.h>
 #include <linux/module.h>
+#include <linux/moduleparam.h>
 #include <linux/percpu.h>
 #include <linux/preempt.h>
+#include <linux/printk.h>
+#include <linux/ratelimit.h>
+#include <linux/sysfs.h>
 #include <linux/timekeeping.h>
 
 #include "rqspinlock_glue.h"
@@ -55,6 +63,77 @@
  */
 static void __percpu *rqspin_percpu;
 
+/* Failed acquisitions since boot (or load), per kind (RQSPIN_*). */
+static atomic_long_t rqspin_violations[RQSPIN_NR_KINDS];
+
+static const char *const rqspin_kind_names[RQSPIN_NR_KINDS] = {
+	"AA deadlock", "ABBA deadlock", "busy (NMI or no queue node)", "timeout",
+};
+
+/*
+ * /sys/module/bpf_rqspinlock/parameters/violations, read-only: one line per
+ * kind, "<kind> <count>", in RQSPIN_* order.
+ */
+static int rqspin_violations_get(char *buf, const struct kernel_param *kp)
+{
+	static const char *const keys[RQSPIN_NR_KINDS] = {
+		"aa", "abba", "busy", "timeout",
+	};
+	int i, len = 0;
+
+	for (i = 0; i < RQSPIN_NR_KINDS; i++)
+		len += sysfs_emit_at(buf, len, "%s %ld\n", keys[i],
+				     atomic_long_read(&rqspin_violations[i]));
+	return len;
+}
+
+static const struct kernel_param_ops rqspin_violations_ops = {
+	.get = rqspin_violations_get,
+};
+module_param_cb(violations, &rqspin_violations_ops, NULL, 0444);
+MODULE_PARM_DESC(violations, "failed lock acquisitions per kind (read-only)");
+
+/* Ten reports per five seconds, whatever floods them. */
+static DEFINE_RATELIMIT_STATE(rqspin_report_rs, 5 * HZ, 10);
+
+/*
+ * Counts a failed acquisition and reports it: which kind, the lock, the
+ * program (its JIT symbol, bpf_prog_<tag>_<name>, from the kfunc's return
+ * address) and the locks this CPU holds, as mainline prints them to the
+ * program's stderr stream since 6.17 (6.12 has no such stream). Addresses
+ * are hashed (%p) like every kernel pointer in the log; the lock's hash
+ * matches its entry in the held list.
+ */
+static noinline void rqspin_report(void *lock, int kind, bool irqsave,
+				   void *local, void *caller)
+{
+	unsigned long held[RQSPIN_NR_HELD];
+	char list[RQSPIN_NR_HELD * 19 + 1];
+	u32 cnt, i, shown;
+	int len = 0;
+
+	if (WARN_ON_ONCE(kind < 1 || kind > RQSPIN_NR_KINDS))
+		return;
+	atomic_long_inc(&rqspin_violations[kind - 1]);
+	if (!__ratelimit(&rqspin_report_rs))
+		return;
+	cnt = rqspin_rs_held(local, held, ARRAY_SIZE(held));
+	shown = min_t(u32, cnt, ARRAY_SIZE(held));
+	list[0] = '\0';
+	for (i = 0; i < shown; i++)
+		len += scnprintf(list + len, sizeof(list) - len, " %p",
+				 (void *)held[i]);
+	pr_warn("%s for bpf_res_spin_lock%s, lock %p, prog %pS, CPU %d holds %u:%s\n",
+		rqspin_kind_names[kind - 1], irqsave ? "_irqsave" : "", lock,
+		caller, raw_smp_processor_id(), cnt, list);
+}
+
+/* The errno a failed acquisition of @kind returns, as mainline's. */
+static int rqspin_errno(int kind)
+{
+	return kind == RQSPIN_TIMEOUT ? -ETIMEDOUT : -EDEADLK;
+}
+
 __bpf_kfunc_start_defs();
 
 #ifdef KF_RES_SPIN_LOCK_API
@@ -77,9 +156,13 @@ __bpf_kfunc int bpf_res_spin_lock(struct bpf_res_spin_lock *lock)
 	preempt_disable();
 	ret = rqspin_rs_lock(&lock->val, raw_cpu_ptr(rqspin_percpu),
 			     raw_smp_processor_id());
-	if (unlikely(ret))
+	if (unlikely(ret)) {
+		rqspin_report(lock, ret, false, raw_cpu_ptr(rqspin_percpu),
+			      __builtin_return_address(0));
 		preempt_enable();
-	return ret;
+		return rqspin_errno(ret);
+	}
+	return 0;
 }
 
 /* Kernel test and benchmark modules take the lock as BPF programs do. */
@@ -118,9 +201,11 @@ __bpf_kfunc int bpf_res_spin_lock_irqsave(struct bpf_res_spin_lock *lock,
 	ret = rqspin_rs_lock(&lock->val, raw_cpu_ptr(rqspin_percpu),
 			     raw_smp_processor_id());
 	if (unlikely(ret)) {
+		rqspin_report(lock, ret, true, raw_cpu_ptr(rqspin_percpu),
+			      __builtin_return_address(0));
 		local_irq_restore(flags);
 		preempt_enable();
-		return ret;
+		return rqspin_errno(ret);
 	}
 	*flags__irq_flag = flags;
 	return 0;

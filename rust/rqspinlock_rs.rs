@@ -65,6 +65,10 @@ const _: () = {
     let _: [unsafe extern "C" fn(*mut c_void, u32, u64) -> u64; 2] =
         [rqspin_rs_stat_add, ffi::rqspin_rs_stat_add];
     let _: [unsafe extern "C" fn(u32) -> u64; 2] = [rqspin_rs_stat_sum, ffi::rqspin_rs_stat_sum];
+    let _: [unsafe extern "C" fn(*mut c_void, *mut usize, u32) -> u32; 2] =
+        [rqspin_rs_held, ffi::rqspin_rs_held];
+    // The C half sizes its copy of the table with this.
+    assert!(ffi::RQSPIN_NR_HELD as usize == rqspinlock::NR_HELD);
 };
 
 /// Statistics slots per CPU for `bpf_rqspin_stat_add()`.
@@ -167,13 +171,17 @@ unsafe impl Platform for KernelPlatform {
     }
 }
 
-/// The errno a failed attempt reports, from the kernel's own headers.
-fn errno(err: LockError) -> c_int {
+/// The code `rqspin_rs_lock()` returns for a failed attempt
+/// (`RQSPIN_*` of `rqspinlock_glue.h`): the C half counts and reports each
+/// kind and turns it into mainline's errno.
+fn kind(err: LockError) -> c_int {
     let code = match err {
-        LockError::Deadlock => kernel::bindings::EDEADLK,
-        LockError::Timeout => kernel::bindings::ETIMEDOUT,
+        LockError::Aa => ffi::RQSPIN_AA,
+        LockError::Abba => ffi::RQSPIN_ABBA,
+        LockError::Busy => ffi::RQSPIN_BUSY,
+        LockError::Timeout => ffi::RQSPIN_TIMEOUT,
     };
-    -(code as c_int)
+    code as c_int
 }
 
 /// `bpf_res_spin_lock()` and its irqsave variant, without the preemption
@@ -202,7 +210,7 @@ pub unsafe extern "C" fn rqspin_rs_lock(lock: *mut u32, local: *mut c_void, cpu:
     let (cpu, _) = unsafe { this_cpu(local, cpu) };
     match RqSpinLock::from_atomic(word).lock_on::<KernelPlatform>(cpu) {
         Ok(()) => 0,
-        Err(err) => errno(err),
+        Err(err) => kind(err),
     }
 }
 
@@ -242,6 +250,27 @@ pub unsafe extern "C" fn rqspin_rs_stat_add(local: *mut c_void, slot: u32, delta
         return 0;
     };
     stat.fetch_add(delta, Ordering::Relaxed).wrapping_add(delta)
+}
+
+/// The locks this CPU holds (and attempts), oldest first, for a report:
+/// writes the first `min(count, NR_HELD, max)` of them to `locks` and
+/// returns the count (which may be more: past the held table's size the
+/// locks are only counted).
+///
+/// # Safety
+///
+/// `local` is `this_cpu_ptr()` of the per-CPU area, used on that CPU, and
+/// `locks` is valid for `max` writes.
+#[no_mangle]
+pub unsafe extern "C" fn rqspin_rs_held(local: *mut c_void, locks: *mut usize, max: u32) -> u32 {
+    // SAFETY: this CPU's copy of the live per-CPU area (see `per_cpu()`).
+    let local = unsafe { &*local.cast::<PerCpu>() };
+    let held = local.lock.held();
+    for (i, lock) in held.entries().take(max as usize).enumerate() {
+        // SAFETY: `i < max`, and the caller gives `max` writable slots.
+        unsafe { locks.add(i).write(lock) };
+    }
+    held.count()
 }
 
 /// `bpf_rqspin_stat_sum()`.

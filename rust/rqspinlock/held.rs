@@ -58,6 +58,13 @@ impl HeldLocks {
         self.cnt.load(Ordering::Relaxed)
     }
 
+    /// The remembered entries, oldest first (a racy snapshot when read by
+    /// another CPU; 0 for a slot being changed).
+    pub fn entries(&self) -> impl Iterator<Item = usize> + '_ {
+        let n = tracked(self.count());
+        self.locks.iter().take(n).map(|e| e.load(Ordering::Relaxed))
+    }
+
     /// Whether `lock` appears anywhere in the remembered part of the table.
     pub fn contains(&self, lock: usize) -> bool {
         let n = tracked(self.count());

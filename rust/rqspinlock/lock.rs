@@ -62,9 +62,10 @@ impl RqSpinLock {
     ///
     /// # Errors
     ///
-    /// [`LockError::Deadlock`] on a detected AA or ABBA deadlock, or when an
-    /// NMI (or a context without a free MCS node) finds the lock contended;
-    /// [`LockError::Timeout`] when the owner did not release in time. The
+    /// [`LockError::Aa`] or [`LockError::Abba`] on a detected deadlock,
+    /// [`LockError::Busy`] when an NMI (or a context without a free MCS
+    /// node) finds the lock contended, [`LockError::Timeout`] when the owner
+    /// did not release in time. The
     /// lock is not held after an error.
     #[inline]
     pub fn lock_on<P: Platform>(&self, cpu: ThisCpu) -> Result<(), LockError> {

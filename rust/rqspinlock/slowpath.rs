@@ -102,7 +102,7 @@ pub(crate) fn slowpath<P: Platform>(
     let held = &cpu.state.held;
     if held.holds_below_top(lock) {
         held.release_top();
-        return Err(LockError::Deadlock);
+        return Err(LockError::Aa);
     }
 
     // `idx = node->count++`.
@@ -192,7 +192,7 @@ fn queue<P: Platform>(
         return if word.trylock() {
             Ok(())
         } else {
-            Err(LockError::Deadlock)
+            Err(LockError::Busy)
         };
     };
 
@@ -257,22 +257,22 @@ fn queue<P: Platform>(
     };
     let val = match waited {
         Ok(val) => val,
-        Err(LockError::Deadlock) => {
+        Err(LockError::Timeout) => {
+            tear_down::<P>(word, node, tail);
+            return Err(LockError::Timeout);
+        }
+        Err(deadlock) => {
             // A deadlock involves us, not the waiters behind us: keep the
             // queue and pass the head role on. With nobody behind us, reset
             // the tail instead; without that we would wait for a successor
             // that never comes.
             let next = match next {
                 Some(next) => next,
-                None if word.try_cmpxchg_tail(tail, 0) => return Err(LockError::Deadlock),
+                None if word.try_cmpxchg_tail(tail, 0) => return Err(deadlock),
                 None => wait_next::<P>(node),
             };
             next.signal(HEAD_VAL);
-            return Err(LockError::Deadlock);
-        }
-        Err(LockError::Timeout) => {
-            tear_down::<P>(word, node, tail);
-            return Err(LockError::Timeout);
+            return Err(deadlock);
         }
     };
 

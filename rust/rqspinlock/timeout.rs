@@ -90,7 +90,7 @@ impl Deadline {
         }
         if !self.armed {
             if held.holds_below_top(lock) {
-                return Err(LockError::Deadlock);
+                return Err(LockError::Aa);
             }
             self.arm::<P>();
             return Ok(());
@@ -102,7 +102,7 @@ impl Deadline {
         if now > self.last_abba.saturating_add(ABBA_INTERVAL_NS) {
             self.last_abba = now;
             if abba_deadlock::<P>(word, lock, mask, cpu, held) {
-                return Err(LockError::Deadlock);
+                return Err(LockError::Abba);
             }
         }
         Ok(())

@@ -105,7 +105,7 @@ fn deadlock_at_the_head_keeps_the_queue() {
         let j = |t: thread::ScopedJoinHandle<'_, Attempt>| t.join().unwrap();
         (j(t1), j(t3), j(pend_b), j(pend_a), j(head_a), ours)
     });
-    assert_eq!(t1.0, Err(LockError::Deadlock), "T1 (head of B): {t1:?}");
+    assert_eq!(t1.0, Err(LockError::Abba), "T1 (head of B): {t1:?}");
     assert!(
         t1.1 < Duration::from_nanos(DEF_TIMEOUT_NS),
         "T1 found the deadlock only after {:?}",

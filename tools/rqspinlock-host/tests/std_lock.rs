@@ -90,7 +90,7 @@ fn aa_is_detected_immediately() {
     let lock = RqSpinLock::new();
     lock.lock::<P>().unwrap();
     let start = Instant::now();
-    assert_eq!(lock.lock::<P>(), Err(LockError::Deadlock));
+    assert_eq!(lock.lock::<P>(), Err(LockError::Aa));
     let elapsed = start.elapsed();
     assert!(elapsed < Duration::from_millis(50), "AA took {elapsed:?}");
     // The failed attempt left the word and our table as they were.
@@ -126,7 +126,7 @@ fn abba_across_two_threads_is_detected() {
         });
         let elapsed = start.elapsed();
         assert!(
-            ab == Err(LockError::Deadlock) || ba == Err(LockError::Deadlock),
+            ab == Err(LockError::Abba) || ba == Err(LockError::Abba),
             "round {round}: no deadlock reported: {ab:?} {ba:?}"
         );
         for r in [ab, ba] {
@@ -160,11 +160,11 @@ fn untracked_held_lock_times_out() {
         "timeout after {elapsed:?}"
     );
     // A tracked one is still an immediate AA.
-    assert_eq!(locks[3].lock::<P>(), Err(LockError::Deadlock));
+    assert_eq!(locks[3].lock::<P>(), Err(LockError::Aa));
     // So is the one in the table's last slot: past NR_HELD the attempt is
     // not stored, so that slot is a held lock, not the attempt.
     let start = Instant::now();
-    assert_eq!(locks[NR_HELD - 1].lock::<P>(), Err(LockError::Deadlock));
+    assert_eq!(locks[NR_HELD - 1].lock::<P>(), Err(LockError::Aa));
     assert!(
         start.elapsed() < Duration::from_millis(100),
         "last slot AA took {:?}",
@@ -253,7 +253,7 @@ fn out_of_order_unlock_leaves_no_stale_entry() {
     let start = Instant::now();
     a.lock::<P>().unwrap();
     assert!(start.elapsed() < Duration::from_millis(50));
-    assert_eq!(b.lock::<P>(), Err(LockError::Deadlock));
+    assert_eq!(b.lock::<P>(), Err(LockError::Aa));
 
     // Out of order once more: table [b, a] -> [a].
     unlock(&b);

@@ -122,7 +122,7 @@ fn aa_is_detected() {
         set_cpu(0);
         let lock = RqSpinLock::new();
         lock.lock::<P>().unwrap();
-        assert_eq!(lock.lock::<P>(), Err(LockError::Deadlock));
+        assert_eq!(lock.lock::<P>(), Err(LockError::Aa));
         // SAFETY: the first lock() succeeded.
         unsafe { lock.unlock::<P>() };
         assert_eq!(lock.value(), 0);
@@ -157,7 +157,7 @@ fn abba_is_detected() {
         // otherwise both succeeded one after the other. Never a timeout.
         let deadlocks = [ab, ba]
             .iter()
-            .filter(|r| **r == Err(LockError::Deadlock))
+            .filter(|r| **r == Err(LockError::Abba))
             .count();
         assert!(
             deadlocks >= 1 || (ab.is_ok() && ba.is_ok()),

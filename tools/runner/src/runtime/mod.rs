@@ -101,6 +101,10 @@ pub static TESTS: &[RuntimeTest] = &[
         run: res_lock::user_update,
     },
     RuntimeTest {
+        name: "res_lock_violations",
+        run: res_lock::violations,
+    },
+    RuntimeTest {
         name: "res_lock_map_types",
         run: res_lock::map_types,
     },

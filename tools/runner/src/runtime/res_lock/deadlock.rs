@@ -14,7 +14,7 @@ use super::{
     CFG_OVERFLOW_TARGET, EDEADLK, ETIMEDOUT, FAST_BOUND, HANG_LIMIT, HEAD_TIMEOUT, NR_HELD,
     NR_HOLD, NR_MANY, OBJECT, PENDING_TIMEOUT, RES_AA, RES_ABBA_AB, RES_ABBA_BA, RES_OVERFLOW,
 };
-use crate::runtime::support::{load_programs, recv_within, spawn_pinned, test_run};
+use crate::runtime::support::{load_programs, recv_within, spawn_pinned, test_run, LoadedObject};
 use crate::runtime::{Ctx, Outcome, Verdict};
 
 /// `runtime/res_lock_aa`: locking a lock this CPU already holds, through a
@@ -74,62 +74,24 @@ pub fn aa(ctx: &mut Ctx) -> Outcome {
 /// apart and never taken for a detection. A lock that hangs fails the hang
 /// limit; one left held fails the solo runs at the end.
 pub fn abba(ctx: &mut Ctx) -> Outcome {
-    const BUDGET: Duration = Duration::from_secs(20);
-    /// Small batches: a batch ends only when both its runs are done, and the
-    /// stop flag is checked between batches.
-    const REPEAT: u32 = 200;
-    /// After the first deadlock, keep going this long to collect a few
-    /// detection times.
-    const EXTRA: Duration = Duration::from_millis(500);
-
     if let Some(skip) = needs_two_cpus() {
         return Ok(skip);
     }
     let obj = load_programs(ctx, OBJECT, &["rl_abba_ab", "rl_abba_ba"])?;
     let res = obj.map("rl_res")?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let start = Instant::now();
-    let spawn = |cpu: usize, fd: RawFd| {
-        let stop = Arc::clone(&stop);
-        spawn_pinned(cpu, move || -> Result<u64> {
-            let mut batches = 0;
-            while !stop.load(Ordering::Relaxed) && start.elapsed() < BUDGET {
-                let out = test_run(fd, REPEAT)?;
-                ensure!(out.retval == 0, "program returned {}", out.retval);
-                batches += 1;
-            }
-            Ok(batches)
-        })
-    };
-    let rx_ab = spawn(0, obj.fd("rl_abba_ab")?);
-    let rx_ba = spawn(1, obj.fd("rl_abba_ba")?);
-
-    let mut first_seen: Option<Duration> = None;
-    while start.elapsed() < BUDGET {
-        std::thread::sleep(Duration::from_millis(20));
-        let found =
-            RlResult::read(&res, RES_ABBA_AB)?.deadlk + RlResult::read(&res, RES_ABBA_BA)?.deadlk;
-        if found > 0 {
-            let at = *first_seen.get_or_insert(start.elapsed());
-            if start.elapsed() >= at + EXTRA {
-                break;
-            }
-        }
-    }
-    stop.store(true, Ordering::Relaxed);
-    let batches_ab = recv_within(&rx_ab, HANG_LIMIT, "the A->B thread")?.context("A->B thread")?;
-    let batches_ba = recv_within(&rx_ba, HANG_LIMIT, "the B->A thread")?.context("B->A thread")?;
-
+    let run = provoke_abba(&obj)?;
+    let (runs_ab, runs_ba, first_seen, start) =
+        (run.runs_ab, run.runs_ba, run.first_seen, run.start);
     let ab = RlResult::read(&res, RES_ABBA_AB)?;
     let ba = RlResult::read(&res, RES_ABBA_BA)?;
-    for (name, r, batches) in [
-        ("A->B (CPU 0)", &ab, batches_ab),
-        ("B->A (CPU 1)", &ba, batches_ba),
+    for (name, r, runs) in [
+        ("A->B (CPU 0)", &ab, runs_ab),
+        ("B->A (CPU 1)", &ba, runs_ba),
     ] {
         ctx.log(&format!(
             "{name}: {} runs, {} ok; second lock: {} -EDEADLK, {} -ETIMEDOUT, {} other; \
              first lock: {} -EDEADLK, {} -ETIMEDOUT, {} other; last ABBA detection {}, longest {}",
-            batches * u64::from(REPEAT),
+            runs,
             r.ok,
             r.deadlk,
             r.timedout,
@@ -141,10 +103,10 @@ pub fn abba(ctx: &mut Ctx) -> Outcome {
             ms(r.aux2)
         ));
         ensure!(
-            r.runs == batches * u64::from(REPEAT),
+            r.runs == runs,
             "{name}: the program counted {} runs, the runner made {}",
             r.runs,
-            batches * u64::from(REPEAT)
+            runs
         );
         ensure!(
             r.runs == r.ok + r.failures() + r.first_failures(),
@@ -160,7 +122,7 @@ pub fn abba(ctx: &mut Ctx) -> Outcome {
             "first -EDEADLK seen after {:.2} s",
             t.as_secs_f64()
         )),
-        None => ctx.log(&format!("no -EDEADLK within {BUDGET:?}")),
+        None => ctx.log(&format!("no -EDEADLK within {ABBA_BUDGET:?}")),
     }
     judge_abba(&ab, &ba, start.elapsed())?;
 
@@ -175,6 +137,74 @@ pub fn abba(ctx: &mut Ctx) -> Outcome {
         );
     }
     Ok(Verdict::Pass)
+}
+
+/// How long [`provoke_abba`] tries before it gives up.
+const ABBA_BUDGET: Duration = Duration::from_secs(20);
+
+/// What [`provoke_abba`] did.
+pub(super) struct AbbaRun {
+    /// Program runs each side made.
+    pub(super) runs_ab: u64,
+    pub(super) runs_ba: u64,
+    /// When the first -EDEADLK showed up, after `start`.
+    pub(super) first_seen: Option<Duration>,
+    pub(super) start: Instant,
+}
+
+/// Runs `rl_abba_ab` on CPU 0 and `rl_abba_ba` on CPU 1 (programs of
+/// `obj`) until a second lock reported -EDEADLK (and half a second more, to
+/// collect a few detection times) or [`ABBA_BUDGET`] ran out. The programs
+/// count their outcomes in `rl_res`.
+pub(super) fn provoke_abba(obj: &LoadedObject) -> Result<AbbaRun> {
+    /// Small batches: a batch ends only when both its runs are done, and the
+    /// stop flag is checked between batches.
+    const REPEAT: u32 = 200;
+    /// After the first deadlock, keep going this long to collect a few
+    /// detection times.
+    const EXTRA: Duration = Duration::from_millis(500);
+
+    let res = obj.map("rl_res")?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let spawn = |cpu: usize, fd: RawFd| {
+        let stop = Arc::clone(&stop);
+        spawn_pinned(cpu, move || -> Result<u64> {
+            let mut batches = 0;
+            while !stop.load(Ordering::Relaxed) && start.elapsed() < ABBA_BUDGET {
+                let out = test_run(fd, REPEAT)?;
+                ensure!(out.retval == 0, "program returned {}", out.retval);
+                batches += 1;
+            }
+            Ok(batches)
+        })
+    };
+    let before =
+        RlResult::read(&res, RES_ABBA_AB)?.deadlk + RlResult::read(&res, RES_ABBA_BA)?.deadlk;
+    let rx_ab = spawn(0, obj.fd("rl_abba_ab")?);
+    let rx_ba = spawn(1, obj.fd("rl_abba_ba")?);
+
+    let mut first_seen: Option<Duration> = None;
+    while start.elapsed() < ABBA_BUDGET {
+        std::thread::sleep(Duration::from_millis(20));
+        let found =
+            RlResult::read(&res, RES_ABBA_AB)?.deadlk + RlResult::read(&res, RES_ABBA_BA)?.deadlk;
+        if found > before {
+            let at = *first_seen.get_or_insert(start.elapsed());
+            if start.elapsed() >= at + EXTRA {
+                break;
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let batches_ab = recv_within(&rx_ab, HANG_LIMIT, "the A->B thread")?.context("A->B thread")?;
+    let batches_ba = recv_within(&rx_ba, HANG_LIMIT, "the B->A thread")?.context("B->A thread")?;
+    Ok(AbbaRun {
+        runs_ab: batches_ab * u64::from(REPEAT),
+        runs_ba: batches_ba * u64::from(REPEAT),
+        first_seen,
+        start,
+    })
 }
 
 /// The ABBA verdict from both programs' counters after `elapsed`: only

@@ -21,12 +21,14 @@ mod map_types;
 mod stalled_holder;
 mod totals;
 mod user_update;
+mod violations;
 
 pub use deadlock::{aa, abba, held_overflow};
 pub use map_types::map_types;
 pub use stalled_holder::stalled_holder;
 pub use totals::{exact_total, irqsave};
 pub use user_update::user_update;
+pub use violations::violations;
 
 use std::os::fd::RawFd;
 use std::time::Duration;
