@@ -167,6 +167,19 @@ impl HeldLocks {
             // Unbalanced unlock: nothing to remove, never underflow.
             return;
         }
+        if cnt as usize > NR_HELD {
+            // The top is untracked. As upstream, only the count drops: a
+            // tracked entry of `lock` may belong to a context below us on
+            // this CPU (its attempt on `lock`, interrupted before it took
+            // the lock, which we then took by the fast path), and erasing
+            // it would hide that context's lock from the checks. The cost:
+            // an out-of-order unlock of a tracked lock past NR_HELD leaves
+            // its entry until the locks above it are released.
+            compiler_barrier();
+            // INVARIANT: one untracked lock removed, count follows.
+            self.cnt.store(cnt - 1, Ordering::Relaxed);
+            return;
+        }
         let n = tracked(cnt);
         let found = (0..n)
             .rev()
@@ -260,7 +273,11 @@ pub(crate) fn abba_deadlock<P: Platform>(
             continue;
         };
         let theirs = &state.held;
-        let real_cnt = theirs.count();
+        // Acquire, pairing with the release fence in `release_top()`: a
+        // count that shows a new attempt must not come with the slot of
+        // the failed attempt before it (C gets this from the address
+        // dependency of `locks[cnt - 1]` on `cnt`).
+        let real_cnt = theirs.cnt.load(Ordering::Acquire);
         // At least one held lock and one attempt are needed for ABBA; beyond
         // NR_HELD the attempt itself is not in the table.
         if real_cnt < 2 || real_cnt as usize > NR_HELD {

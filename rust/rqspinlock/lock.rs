@@ -7,7 +7,7 @@ use core::marker::PhantomData;
 use super::error::LockError;
 use super::platform::{Platform, ThisCpu};
 use super::slowpath::slowpath;
-use super::sync::{AtomicU32, Ordering};
+use super::sync::{compiler_barrier, AtomicU32, Ordering};
 use super::word::LockWord;
 
 /// A resilient queued spin lock over a 32-bit word.
@@ -75,6 +75,10 @@ impl RqSpinLock {
         // hitting between a successful exchange and a later entry write
         // would otherwise miss the AA and spin until the timeout).
         cpu.state.held.grab(lock);
+        // The entry must be in place before the exchange for a nested
+        // context on this CPU: keep the compiler from sinking the slot
+        // store below it (an acquire does not stop earlier stores).
+        compiler_barrier();
         match self.word.try_lock_fast() {
             Ok(()) => Ok(()),
             Err(val) => slowpath::<P>(&self.word, lock, val, cpu),
@@ -109,6 +113,9 @@ impl RqSpinLock {
     #[inline]
     pub unsafe fn unlock_on(&self, cpu: ThisCpu) {
         self.word.unlock();
+        // The word is free before the entry goes (see above): keep the
+        // compiler from hoisting the entry's stores above the release.
+        compiler_barrier();
         cpu.state.held.remove(self.addr());
     }
 

@@ -21,7 +21,7 @@
 //! | unlock and `set_locked()` are atomic read-modify-writes | byte stores | a 32-bit store would overwrite a concurrent tail or pending update (`word`) |
 //! | unlock removes the lock's own held-table entry, wherever it is | clears the top entry | Rust callers may drop guards out of order; LIFO unlocks take the same path as upstream (`held`) |
 //! | the AA check past [`NR_HELD`] locks checks every stored entry | skips the last slot | the attempt itself is not stored then; runtime test `res_lock_held_overflow` (slot 30) |
-//! | `xchg_tail()` and `next` are acquire/release | relaxed, ordered by address dependencies | the Rust memory model has no consume ordering |
+//! | `xchg_tail()`, `next` and the ABBA check's read of a remote count are acquire/release | relaxed, ordered by address dependencies | the Rust memory model has no consume ordering |
 //!
 //! The source uses only `core` (no allocation, no `kernel` crate): the
 //! crate that includes it provides a module `rqspinlock_sync` next to it,
