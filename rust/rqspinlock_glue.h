@@ -3,7 +3,7 @@
  * The interface between the C and the Rust halves of bpf_rqspinlock.
  *
  * rqspin_rs_*: implemented in Rust (rqspinlock_rs.rs), called by the kfunc
- * wrappers with this CPU's per-CPU state and id (this_cpu_ptr() and
+ * wrappers with this CPU's per-CPU state and id (raw_cpu_ptr() and
  * raw_smp_processor_id(), inline in C). rqspin_c_*: implemented in C (rqspinlock_kfuncs.c) for kernel
  * macros and inlines that Rust cannot call, declared again on the Rust side
  * in its `ffi` module.

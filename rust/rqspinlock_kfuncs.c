@@ -151,13 +151,14 @@ __bpf_kfunc_start_defs();
  */
 __bpf_kfunc int bpf_res_spin_lock(struct bpf_res_spin_lock *lock)
 {
+	void *local;
 	int ret;
 
 	preempt_disable();
-	ret = rqspin_rs_lock(&lock->val, raw_cpu_ptr(rqspin_percpu),
-			     raw_smp_processor_id());
+	local = raw_cpu_ptr(rqspin_percpu);
+	ret = rqspin_rs_lock(&lock->val, local, raw_smp_processor_id());
 	if (unlikely(ret)) {
-		rqspin_report(lock, ret, false, raw_cpu_ptr(rqspin_percpu),
+		rqspin_report(lock, ret, false, local,
 			      __builtin_return_address(0));
 		preempt_enable();
 		return rqspin_errno(ret);
@@ -194,14 +195,15 @@ __bpf_kfunc int bpf_res_spin_lock_irqsave(struct bpf_res_spin_lock *lock,
 					  unsigned long *flags__irq_flag)
 {
 	unsigned long flags;
+	void *local;
 	int ret;
 
 	preempt_disable();
 	local_irq_save(flags);
-	ret = rqspin_rs_lock(&lock->val, raw_cpu_ptr(rqspin_percpu),
-			     raw_smp_processor_id());
+	local = raw_cpu_ptr(rqspin_percpu);
+	ret = rqspin_rs_lock(&lock->val, local, raw_smp_processor_id());
 	if (unlikely(ret)) {
-		rqspin_report(lock, ret, true, raw_cpu_ptr(rqspin_percpu),
+		rqspin_report(lock, ret, true, local,
 			      __builtin_return_address(0));
 		local_irq_restore(flags);
 		preempt_enable();

@@ -101,21 +101,21 @@ fn per_cpu(cpu: u32) -> Option<&'static PerCpu> {
     unsafe { ptr.cast::<PerCpu>().as_ref() }
 }
 
-/// The CPU the C half names: its `this_cpu_ptr()` of the per-CPU area and
+/// The CPU the C half names by its `raw_cpu_ptr()` of the per-CPU area and
 /// its id.
 ///
 /// # Safety
 ///
-/// `this_cpu` is `this_cpu_ptr()` of the per-CPU area for CPU `cpu`, the
+/// `this_cpu` is `raw_cpu_ptr()` of the per-CPU area for CPU `cpu`, the
 /// one the caller runs on, and the caller cannot migrate until the lock
 /// operation it passes the result to has returned.
-unsafe fn this_cpu(this_cpu: *mut c_void, cpu: c_uint) -> (ThisCpu, &'static PerCpu) {
+unsafe fn this_cpu(this_cpu: *mut c_void, cpu: c_uint) -> ThisCpu {
     // SAFETY: the caller passes this CPU's copy of the live per-CPU area;
     // see `per_cpu()` for why it outlives the call and is valid.
     let local = unsafe { &*this_cpu.cast::<PerCpu>() };
     // SAFETY: `local.lock` is what `KernelPlatform::cpu_state(cpu)` returns
     // (`per_cpu_ptr()` of the same area), and the caller stays on `cpu`.
-    (unsafe { ThisCpu::new(cpu, &local.lock) }, local)
+    unsafe { ThisCpu::new(cpu, &local.lock) }
 }
 
 /// The kernel environment of the lock algorithm.
@@ -198,7 +198,7 @@ fn kind(err: LockError) -> c_int {
 ///   stores to the field, and the map code never copies over it.
 /// - Preemption is disabled until the matching [`rqspin_rs_unlock`], or
 ///   until this returns an error.
-/// - `local` is `this_cpu_ptr()` of the per-CPU area and `cpu` the id of
+/// - `local` is `raw_cpu_ptr()` of the per-CPU area and `cpu` the id of
 ///   the CPU the caller runs on.
 #[no_mangle]
 pub unsafe extern "C" fn rqspin_rs_lock(lock: *mut u32, local: *mut c_void, cpu: c_uint) -> c_int {
@@ -207,7 +207,7 @@ pub unsafe extern "C" fn rqspin_rs_lock(lock: *mut u32, local: *mut c_void, cpu:
     let word = unsafe { core::sync::atomic::AtomicU32::from_ptr(lock) };
     // SAFETY: the C caller passes this CPU's state and id with preemption
     // disabled (see the function's safety section).
-    let (cpu, _) = unsafe { this_cpu(local, cpu) };
+    let cpu = unsafe { this_cpu(local, cpu) };
     match RqSpinLock::from_atomic(word).lock_on::<KernelPlatform>(cpu) {
         Ok(()) => 0,
         Err(err) => kind(err),
@@ -228,7 +228,7 @@ pub unsafe extern "C" fn rqspin_rs_unlock(lock: *mut u32, local: *mut c_void, cp
     // SAFETY: as for `rqspin_rs_lock()`.
     let word = unsafe { core::sync::atomic::AtomicU32::from_ptr(lock) };
     // SAFETY: as for `rqspin_rs_lock()`.
-    let (cpu, _) = unsafe { this_cpu(local, cpu) };
+    let cpu = unsafe { this_cpu(local, cpu) };
     // SAFETY: this context holds the lock, taken on this CPU (see the
     // function's safety section).
     unsafe { RqSpinLock::from_atomic(word).unlock_on(cpu) };
@@ -239,7 +239,7 @@ pub unsafe extern "C" fn rqspin_rs_unlock(lock: *mut u32, local: *mut c_void, cp
 ///
 /// # Safety
 ///
-/// `local` is `this_cpu_ptr()` of the per-CPU area, taken with migration
+/// `local` is `raw_cpu_ptr()` of the per-CPU area, taken with migration
 /// disabled (every BPF program runs so) and used on that CPU.
 #[no_mangle]
 pub unsafe extern "C" fn rqspin_rs_stat_add(local: *mut c_void, slot: u32, delta: u64) -> u64 {
@@ -259,7 +259,7 @@ pub unsafe extern "C" fn rqspin_rs_stat_add(local: *mut c_void, slot: u32, delta
 ///
 /// # Safety
 ///
-/// `local` is `this_cpu_ptr()` of the per-CPU area, used on that CPU, and
+/// `local` is `raw_cpu_ptr()` of the per-CPU area, used on that CPU, and
 /// `locks` is valid for `max` writes.
 #[no_mangle]
 pub unsafe extern "C" fn rqspin_rs_held(local: *mut c_void, locks: *mut usize, max: u32) -> u32 {

@@ -67,11 +67,7 @@ impl HeldLocks {
 
     /// Whether `lock` appears anywhere in the remembered part of the table.
     pub fn contains(&self, lock: usize) -> bool {
-        let n = tracked(self.count());
-        self.locks
-            .iter()
-            .take(n)
-            .any(|e| e.load(Ordering::Relaxed) == lock)
+        self.entries().any(|e| e == lock)
     }
 
     /// Pushes `lock` as the new top entry (upstream `grab_held_lock_entry()`).
