@@ -2,8 +2,7 @@
 
 //! The results of `bpf-runner --bench`, as `bench.json`: the runner writes
 //! them in the guest, xtask reads them on the host (`make vmbench`, `make
-//! results`). One definition for both sides, so that they cannot disagree
-//! on a field.
+//! results`).
 
 use serde::{Deserialize, Serialize};
 

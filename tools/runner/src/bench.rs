@@ -24,7 +24,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{ensure, Context, Result};
-pub use bench_format::{Bench, ProgramTime};
+pub use runner_shared::bench::{Bench, ProgramTime};
 
 use crate::runtime::support::{load_programs, test_run, test_run_parallel};
 use crate::runtime::Ctx;
@@ -168,10 +168,10 @@ fn ratio(ns: &[f64]) -> Option<f64> {
 pub fn render(this: &Bench) -> String {
     let mut out = String::new();
     let _ = writeln!(
-            out,
-            "bpf-runner bench: lock + unlock from BPF (BPF_PROG_TEST_RUN, repeat {}, median of {} rounds)",
-            this.repeat, this.rounds
-        );
+        out,
+        "bpf-runner bench: lock + unlock from BPF (BPF_PROG_TEST_RUN, repeat {}, median of {} rounds)",
+        this.repeat, this.rounds
+    );
     let _ = writeln!(
         out,
         "accel: {}   clocksource: {}   cpus: {}   kernel: {}",
@@ -200,10 +200,10 @@ pub fn render(this: &Bench) -> String {
         }
     }
     let _ = writeln!(
-            out,
-            "contended, 2 CPUs on one lock (mean ns/run of the two threads, median of {} rounds of {}):",
-            this.contended_rounds, this.contended_repeat
-        );
+        out,
+        "contended, 2 CPUs on one lock (mean ns/run of the two threads, median of {} rounds of {}):",
+        this.contended_rounds, this.contended_repeat
+    );
     for p in &this.contended {
         let _ = writeln!(out, "{:<28} {:>10.1}", p.name, p.ns_per_run);
     }

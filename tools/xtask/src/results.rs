@@ -13,6 +13,9 @@ mod md;
 mod page;
 mod summary;
 
+/// Where each result file lives; `summary` counts the same files.
+pub(crate) use inputs::Source;
+
 use anyhow::{anyhow, bail, Context, Result};
 
 use crate::paths::Paths;

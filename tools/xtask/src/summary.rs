@@ -10,14 +10,21 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result};
 
-use crate::paths::Paths;
+use clap::ValueEnum;
 
-/// The files a `make test` writes, with what each one counts.
-const FILES: &[(&str, Kind)] = &[
-    ("out/x86_64/report.json", Kind::Report),
-    ("out/arm64/report.json", Kind::Report),
-    ("out/x86_64/mutants/mutants.json", Kind::Mutants),
-];
+use crate::arch::Arch;
+use crate::paths::Paths;
+use crate::results::Source;
+
+/// The files a `make test` writes, with what each one counts: the paths
+/// `make results` reads them from.
+fn files() -> Vec<(String, Kind)> {
+    Arch::value_variants()
+        .iter()
+        .map(|arch| (Source::report(arch.name()).path, Kind::Report))
+        .chain(std::iter::once((Source::mutants().path, Kind::Mutants)))
+        .collect()
+}
 
 #[derive(Clone, Copy)]
 enum Kind {
@@ -33,9 +40,9 @@ enum Kind {
 pub fn run(paths: &Paths, since: Option<u64>, status: i32) -> Result<()> {
     let since = since.map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s));
     let (mut passed, mut failed) = (0, 0);
-    for (file, kind) in FILES {
-        let path = paths.repo.join(file);
-        match counts(&path, *kind, since)? {
+    for (file, kind) in files() {
+        let path = paths.repo.join(&file);
+        match counts(&path, kind, since)? {
             Some((p, f)) => {
                 println!("{file}: {p} passed, {f} failed");
                 passed += p;

@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 pub const FILE: &str = "bench.json";
 
 /// What the runner measured, and the in-kernel part of it (the format
-/// both sides share, crate `bench-format`).
-pub use bench_format::{Bench as Measured, KernelBench as InKernel, LockPair};
+/// both sides share, crate `runner-shared`).
+pub use runner_shared::bench::{Bench as Measured, KernelBench as InKernel, LockPair};
 
 /// `out/<arch>/bench.json`: the runner's figures plus their provenance.
 #[derive(Clone, Debug, Deserialize, Serialize)]

@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-pub use bench_format::{KernelBench, LockPair};
+pub use runner_shared::bench::{KernelBench, LockPair};
 
 use crate::{dmesg, modules};
 
