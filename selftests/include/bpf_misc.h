@@ -49,6 +49,11 @@
 #define __imm(name)		[name]"i"(name)
 #define __imm_const(name, expr)	[name]"i"(expr)
 #define __imm_addr(name)	[name]"i"(&name)
+#define __imm_ptr(name)		[name]"r"(&name)
+
+#ifndef __used
+#define __used __attribute__((used))
+#endif
 
 #ifndef __always_inline
 #define __always_inline inline __attribute__((always_inline))

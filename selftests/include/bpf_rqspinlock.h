@@ -1,42 +1,31 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * BPF-side declarations of this project's own kfuncs: the lock-safe helpers
- * of the bpf_rqspinlock module (rust/, CONFIG_BPF_RQSPINLOCK_RS) and the
- * kfunc of the selftest module bpf_rqspin_testmod (selftests/testmod/).
- * The lock itself has mainline's API: see bpf_experimental.h.
+ * The kfuncs of the bpf_rqspinlock module (CONFIG_BPF_RQSPINLOCK_RS) besides
+ * the lock itself, whose API is mainline's (bpf_res_spin_lock.h): small
+ * helpers for critical sections. Each carries KF_SPIN_LOCK: it may be called
+ * while a bpf_spin_lock or a bpf_res_spin_lock is held.
  *
- * Every kfunc of bpf_rqspinlock carries KF_SPIN_LOCK: it may be called while
- * a lock is held (patches/). Of the test module's kfuncs only
- * bpf_rqspin_test_irqs_disabled() does.
+ * Also the unflagged module kfunc the tests call under a lock to see it
+ * refused: bpf_kfunc_call_test4() of bpf_testmod, declared here because
+ * bpf_testmod_kfunc.h needs vmlinux.h and these programs use <linux/bpf.h>.
+ *
+ * Include after <linux/bpf.h> and <bpf/bpf_helpers.h>.
  */
 #ifndef __BPF_RQSPINLOCK_H__
 #define __BPF_RQSPINLOCK_H__
 
-#ifndef __ksym
-#define __ksym __attribute__((section(".ksyms")))
-#endif
-
-/* --- bpf_rqspinlock: lock-safe helpers for critical sections ------------- */
-
 /* CLOCK_MONOTONIC in ns, NMI-safe (ktime_get_mono_fast_ns()). */
-extern __u64 bpf_rqspin_ktime_get_ns(void) __ksym;
+__ksym __u64 bpf_rqspin_ktime_get_ns(void);
 
 /* Adds @delta to per-CPU statistics slot @slot (slots 0..15; others are
  * ignored) and returns the new value of this CPU's slot.
  */
-extern __u64 bpf_rqspin_stat_add(__u32 slot, __u64 delta) __ksym;
+__ksym __u64 bpf_rqspin_stat_add(__u32 slot, __u64 delta);
 
 /* Sum of @slot over all possible CPUs. */
-extern __u64 bpf_rqspin_stat_sum(__u32 slot) __ksym;
+__ksym __u64 bpf_rqspin_stat_sum(__u32 slot);
 
-/* --- bpf_rqspin_testmod (selftests only) --------------------------------- */
-
-/* Returns @x + 1. Registered WITHOUT KF_SPIN_LOCK: refused under a lock. */
-extern __u64 bpf_rqspin_test_unflagged(__u64 x) __ksym;
-
-/* 1 if interrupts are off on this CPU, else 0. KF_SPIN_LOCK: callable in a
- * critical section, to show what the irqsave variants do there.
- */
-extern __u32 bpf_rqspin_test_irqs_disabled(void) __ksym;
+/* bpf_testmod: returns a + b + c + d. No KF_SPIN_LOCK: refused under a lock. */
+__ksym long bpf_kfunc_call_test4(signed char a, short b, int c, long d);
 
 #endif /* __BPF_RQSPINLOCK_H__ */

@@ -16,7 +16,7 @@
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 #include "bpf_misc.h"
-#include "bpf_experimental.h"
+#include "bpf_res_spin_lock.h"
 
 struct bench_spin_val {
 	struct bpf_spin_lock lock;

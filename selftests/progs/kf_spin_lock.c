@@ -3,10 +3,10 @@
  * KF_SPIN_LOCK: kfuncs flagged as safe may be called while a bpf_spin_lock
  * is held; everything else keeps the stock 6.12 rules.
  *
- * Needs the patched kernel (patches/) with the modules bpf_rqspinlock
- * (flagged kfuncs) and bpf_rqspin_testmod (the unflagged
- * bpf_rqspin_test_unflagged()) loaded: libbpf resolves every kfunc extern of
- * this object at load time, so without the modules no program loads.
+ * Needs the flagged kfuncs of bpf_rqspinlock (CONFIG_BPF_RQSPINLOCK_RS) and
+ * the unflagged module kfunc bpf_kfunc_call_test4() of bpf_testmod: libbpf
+ * resolves every kfunc extern of this object at load time, so without them
+ * no program loads.
  *
  * Several refusal tests first make an accepted flagged call and match the
  * log line of the refused instruction before the error ("call NAME#"), so
@@ -14,10 +14,10 @@
  * flagged call did not drop the lock state. They need __log_level(1):
  * at that level the log keeps every instruction of the failing path.
  *
- * On an UNPATCHED 6.12 kernel (modules loaded) these programs do not get the
- * outcome written next to them, because the first flagged call under the
- * lock is already refused ("function calls are not allowed while holding a
- * lock": do_check() refuses every module kfunc, insn->off != 0):
+ * On a 6.12 kernel without KF_SPIN_LOCK (kfuncs present) these programs do
+ * not get the outcome written next to them, because the first flagged call
+ * under the lock is already refused ("function calls are not allowed while
+ * holding a lock": do_check() refuses every kfunc but the graph API):
  *   verdict flips, __success -> load fails:
  *     kf_flagged_ktime_under_lock, kf_flagged_stat_add_under_lock,
  *     kf_flagged_in_static_subprog_under_lock, kf_graph_and_flagged_under_lock
@@ -67,8 +67,8 @@ struct kf_node {
 };
 
 /* The lock and the list it guards share the value of the ".bss.kf_list" map. */
-private(kf_list) struct bpf_spin_lock kf_list_lock;
-private(kf_list) struct bpf_list_head kf_list_head __contains(kf_node, node);
+struct bpf_spin_lock kf_list_lock SEC(".bss.kf_list") __hidden;
+struct bpf_list_head kf_list_head SEC(".bss.kf_list") __hidden __contains(kf_node, node);
 
 static __always_inline struct kf_val *kf_lookup(void)
 {
@@ -150,7 +150,7 @@ int kf_flagged_in_static_subprog_under_lock(struct __sk_buff *ctx)
 SEC("tc")
 __description("kf_spin_lock: unflagged module kfunc under the lock")
 __failure __log_level(1)
-__msg("call bpf_rqspin_test_unflagged#")
+__msg("call bpf_kfunc_call_test4#")
 __msg("function calls are not allowed while holding a lock")
 int kf_unflagged_under_lock(struct __sk_buff *ctx)
 {
@@ -159,7 +159,7 @@ int kf_unflagged_under_lock(struct __sk_buff *ctx)
 	if (!v)
 		return 0;
 	bpf_spin_lock(&v->lock);
-	v->sum = bpf_rqspin_test_unflagged(v->sum);
+	v->sum = bpf_kfunc_call_test4(0, 0, 0, v->sum);
 	bpf_spin_unlock(&v->lock);
 	return 0;
 }
@@ -168,7 +168,7 @@ SEC("tc")
 __description("kf_spin_lock: unflagged module kfunc after a flagged one")
 __failure __log_level(1)
 __msg("call bpf_rqspin_ktime_get_ns#")
-__msg("call bpf_rqspin_test_unflagged#")
+__msg("call bpf_kfunc_call_test4#")
 __msg("function calls are not allowed while holding a lock")
 int kf_unflagged_after_flagged_under_lock(struct __sk_buff *ctx)
 {
@@ -178,14 +178,14 @@ int kf_unflagged_after_flagged_under_lock(struct __sk_buff *ctx)
 		return 0;
 	bpf_spin_lock(&v->lock);
 	v->stamp = bpf_rqspin_ktime_get_ns();
-	v->sum = bpf_rqspin_test_unflagged(v->sum);
+	v->sum = bpf_kfunc_call_test4(0, 0, 0, v->sum);
 	bpf_spin_unlock(&v->lock);
 	return 0;
 }
 
 static __noinline __u64 kf_unflagged_locked(struct kf_val *v)
 {
-	v->sum = bpf_rqspin_test_unflagged(v->sum);
+	v->sum = bpf_kfunc_call_test4(0, 0, 0, v->sum);
 	return v->sum;
 }
 
@@ -195,7 +195,7 @@ static __noinline __u64 kf_unflagged_locked(struct kf_val *v)
 SEC("tc")
 __description("kf_spin_lock: unflagged module kfunc in a static subprog under the lock")
 __failure __log_level(1)
-__msg("call bpf_rqspin_test_unflagged#")
+__msg("call bpf_kfunc_call_test4#")
 __msg("function calls are not allowed while holding a lock")
 int kf_unflagged_in_static_subprog_under_lock(struct __sk_buff *ctx)
 {
@@ -216,7 +216,7 @@ __description("kf_spin_lock: unflagged module kfunc outside the lock")
 __success __retval(42)
 int kf_unflagged_outside_lock(struct __sk_buff *ctx)
 {
-	return bpf_rqspin_test_unflagged(41);
+	return bpf_kfunc_call_test4(41, 0, 0, 1);
 }
 
 /* The flag is about kfuncs: helpers stay refused. */
@@ -292,23 +292,23 @@ __description("kf_spin_lock: exit inside the region after a flagged kfunc")
 __failure __msg("bpf_spin_unlock is missing")
 __naked void kf_exit_after_flagged_in_region(void)
 {
-	asm volatile ("					\
-	r1 = 0;						\
-	*(u32 *)(r10 - 4) = r1;				\
-	r2 = r10;					\
-	r2 += -4;					\
-	r1 = %[kf_locks] ll;				\
-	call %[bpf_map_lookup_elem];			\
-	if r0 != 0 goto l0_%=;				\
-	exit;						\
-l0_%=:	r6 = r0;					\
-	r1 = r0;					\
-	call %[bpf_spin_lock];				\
-	call %[bpf_rqspin_ktime_get_ns];		\
-	*(u64 *)(r6 + 8) = r0;				\
-	r0 = 0;						\
-	exit;						\
-"	:
+	asm volatile ("r1 = 0;"
+	"*(u32 *)(r10 - 4) = r1;"
+	"r2 = r10;"
+	"r2 += -4;"
+	"r1 = %[kf_locks] ll;"
+	"call %[bpf_map_lookup_elem];"
+	"if r0 != 0 goto l0_%=;"
+	"exit;"
+"l0_%=:\n"
+	"r6 = r0;"
+	"r1 = r0;"
+	"call %[bpf_spin_lock];"
+	"call %[bpf_rqspin_ktime_get_ns];"
+	"*(u64 *)(r6 + 8) = r0;"
+	"r0 = 0;"
+	"exit;"
+	:
 	: __imm(bpf_map_lookup_elem),
 	  __imm(bpf_spin_lock),
 	  __imm(bpf_rqspin_ktime_get_ns),

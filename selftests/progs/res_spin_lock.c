@@ -2,22 +2,23 @@
 /*
  * Mainline's resilient spin lock API on 6.12: struct bpf_res_spin_lock and
  * the bpf_res_spin_lock*() kfuncs, declared exactly as mainline declares them
- * (bpf_experimental.h), with the verdicts and verifier messages of mainline.
+ * (bpf_res_spin_lock.h), with the verdicts and verifier messages of mainline.
  *
  * The cases of mainline's own tests (progs/res_spin_lock_fail.c and the
  * irqsave ones of progs/irq.c) are covered here in our own programs, each
  * with the message mainline checks, followed by every other misuse a
  * program can write, one program each.
  *
- * Needs the patched kernel (patches/) and the bpf_rqspinlock module, which
- * provides the kfuncs; the unflagged-kfunc case also needs
- * bpf_rqspin_testmod.
+ * Needs the kfuncs of bpf_rqspinlock (CONFIG_BPF_RQSPINLOCK_RS) and, for the
+ * unflagged-kfunc case, bpf_kfunc_call_test4() of bpf_testmod: libbpf
+ * resolves every kfunc extern of this object at load time, so without them
+ * no program loads.
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 #include "bpf_misc.h"
-#include "bpf_experimental.h"
+#include "bpf_res_spin_lock.h"
 #include "bpf_rqspinlock.h"
 #include "bpf_graph.h"
 
@@ -56,19 +57,19 @@ struct {
 
 /*
  * Global locks, one per data section: a map value holds at most one, and
- * each ".bss.<name>" section becomes a map of its own (see private() in
- * bpf_graph.h for why they are hidden).
+ * each ".bss.<name>" section becomes a map of its own (see bpf_graph.h for
+ * why they are hidden).
  */
-private(res_a) struct bpf_res_spin_lock lock_a;
-private(res_b) struct bpf_res_spin_lock lock_b;
+struct bpf_res_spin_lock lock_a SEC(".bss.res_a") __hidden;
+struct bpf_res_spin_lock lock_b SEC(".bss.res_b") __hidden;
 /* A data section without a lock. */
-private(res_none) int no_lock_here;
+int no_lock_here SEC(".bss.res_none") __hidden;
 /* Declared the way mainline's selftests declare their global locks. */
 struct bpf_res_spin_lock lock_c __hidden SEC(".data.C");
 
 /*
  * A list next to a resilient lock, in one value. 6.12 keeps requiring a
- * bpf_spin_lock for a bpf_list_head (patches/0002): mainline lets a
+ * bpf_spin_lock for a bpf_list_head (see btf_parse_fields()): mainline lets a
  * bpf_res_spin_lock protect it, but then warns and leaks the nodes each
  * time such a value is freed. Here the value has no valid special fields,
  * and the lock cannot be taken.
@@ -77,8 +78,9 @@ struct res_node {
 	int data;
 	struct bpf_list_node node;
 };
-private(res_list) struct bpf_res_spin_lock res_list_lock;
-private(res_list) struct bpf_list_head res_list_head __contains(res_node, node);
+
+struct bpf_res_spin_lock res_list_lock SEC(".bss.res_list") __hidden;
+struct bpf_list_head res_list_head SEC(".bss.res_list") __hidden __contains(res_node, node);
 
 /* An object type without a lock. */
 struct nolock_obj {
@@ -219,15 +221,15 @@ __description("res_spin_lock: 32-bit signed test of the result")
 __success __retval(0)
 __naked void res_lock_result_tested_32bit(void)
 {
-	asm volatile ("					\
-	r1 = %[lock_a] ll;				\
-	call %[bpf_res_spin_lock];			\
-	if w0 s< 0 goto l0_%=;				\
-	r1 = %[lock_a] ll;				\
-	call %[bpf_res_spin_unlock];			\
-l0_%=:	r0 = 0;						\
-	exit;						\
-"	:
+	asm volatile ("r1 = %[lock_a] ll;"
+	"call %[bpf_res_spin_lock];"
+	"if w0 s< 0 goto l0_%=;"
+	"r1 = %[lock_a] ll;"
+	"call %[bpf_res_spin_unlock];"
+"l0_%=:\n"
+	"r0 = 0;"
+	"exit;"
+	:
 	: __imm(bpf_res_spin_lock),
 	  __imm(bpf_res_spin_unlock),
 	  __imm_addr(lock_a)
@@ -351,18 +353,17 @@ __description("res_spin_lock: map value not tested for NULL")
 __failure __msg("arg#0 doesn't point to map value or allocated object")
 __naked void res_lock_arg_maybe_null(void)
 {
-	asm volatile ("					\
-	r1 = 0;						\
-	*(u32 *)(r10 - 4) = r1;				\
-	r2 = r10;					\
-	r2 += -4;					\
-	r1 = %[res_map] ll;				\
-	call %[bpf_map_lookup_elem];			\
-	r1 = r0;					\
-	call %[bpf_res_spin_lock];			\
-	r0 = 0;						\
-	exit;						\
-"	:
+	asm volatile ("r1 = 0;"
+	"*(u32 *)(r10 - 4) = r1;"
+	"r2 = r10;"
+	"r2 += -4;"
+	"r1 = %[res_map] ll;"
+	"call %[bpf_map_lookup_elem];"
+	"r1 = r0;"
+	"call %[bpf_res_spin_lock];"
+	"r0 = 0;"
+	"exit;"
+	:
 	: __imm(bpf_map_lookup_elem),
 	  __imm(bpf_res_spin_lock),
 	  __imm_addr(res_map)
@@ -513,7 +514,8 @@ int res_lock_wrong_field(struct __sk_buff *ctx)
 /* A variable offset into a map value. */
 SEC("tc")
 __description("res_spin_lock: variable offset")
-__failure __msg("R1 doesn't have constant offset. bpf_res_spin_lock has to be at the constant offset")
+__failure
+__msg("R1 doesn't have constant offset. bpf_res_spin_lock has to be at the constant offset")
 int res_lock_var_off(struct __sk_buff *ctx)
 {
 	struct res_val *v = res_lookup(0);
@@ -580,7 +582,8 @@ int res_lock_no_lock_kptr(struct __sk_buff *ctx)
  */
 SEC("tc")
 __description("res_spin_lock: irq flags of two locks swapped")
-__failure __msg("cannot restore irq state out of order, expected id={{[0-9]+}} acquired at insn_idx={{[0-9]+}}")
+__failure
+__msg("cannot restore irq state out of order, expected id={{[0-9]+ acquired at insn_idx=[0-9]+}}")
 int res_lock_irq_flags_swapped(struct __sk_buff *ctx)
 {
 	unsigned long f1, f2;
@@ -663,15 +666,15 @@ __description("res_spin_lock: 64-bit signed test of the int result")
 __failure __msg("bpf_res_spin_unlock without taking a lock")
 __naked void res_lock_result_tested_64bit(void)
 {
-	asm volatile ("					\
-	r1 = %[lock_a] ll;				\
-	call %[bpf_res_spin_lock];			\
-	if r0 s< 0 goto l0_%=;				\
-	r1 = %[lock_a] ll;				\
-	call %[bpf_res_spin_unlock];			\
-l0_%=:	r0 = 0;						\
-	exit;						\
-"	:
+	asm volatile ("r1 = %[lock_a] ll;"
+	"call %[bpf_res_spin_lock];"
+	"if r0 s< 0 goto l0_%=;"
+	"r1 = %[lock_a] ll;"
+	"call %[bpf_res_spin_unlock];"
+"l0_%=:\n"
+	"r0 = 0;"
+	"exit;"
+	:
 	: __imm(bpf_res_spin_lock),
 	  __imm(bpf_res_spin_unlock),
 	  __imm_addr(lock_a)
@@ -723,7 +726,7 @@ int res_lock_unflagged_kfunc_under_lock(struct __sk_buff *ctx)
 
 	if (bpf_res_spin_lock(&lock_a))
 		return 0;
-	r = bpf_rqspin_test_unflagged(1);
+	r = bpf_kfunc_call_test4(0, 0, 0, 1);
 	bpf_res_spin_unlock(&lock_a);
 	return r;
 }
@@ -756,7 +759,7 @@ int res_lock_direct_load(struct __sk_buff *ctx)
 
 	if (!v)
 		return 0;
-	return *(volatile __u32 *)&v->lock;
+	return v->lock.val;
 }
 
 SEC("tc")
@@ -768,7 +771,7 @@ int res_lock_direct_store(struct __sk_buff *ctx)
 
 	if (!v)
 		return 0;
-	*(volatile __u32 *)&v->lock = 0;
+	v->lock.val = 0;
 	return 0;
 }
 
@@ -852,21 +855,21 @@ __description("res_spin_lock: saved irq flags overwritten")
 __failure __msg("expected an initialized irq flag as arg#1")
 __naked void res_lock_irq_flag_overwritten(void)
 {
-	asm volatile ("					\
-	r1 = %[lock_a] ll;				\
-	r2 = r10;					\
-	r2 += -8;					\
-	call %[bpf_res_spin_lock_irqsave];		\
-	if w0 != 0 goto l0_%=;				\
-	r1 = 0x200;					\
-	*(u64 *)(r10 - 8) = r1;				\
-	r1 = %[lock_a] ll;				\
-	r2 = r10;					\
-	r2 += -8;					\
-	call %[bpf_res_spin_unlock_irqrestore];		\
-l0_%=:	r0 = 0;						\
-	exit;						\
-"	:
+	asm volatile ("r1 = %[lock_a] ll;"
+	"r2 = r10;"
+	"r2 += -8;"
+	"call %[bpf_res_spin_lock_irqsave];"
+	"if w0 != 0 goto l0_%=;"
+	"r1 = 0x200;"
+	"*(u64 *)(r10 - 8) = r1;"
+	"r1 = %[lock_a] ll;"
+	"r2 = r10;"
+	"r2 += -8;"
+	"call %[bpf_res_spin_unlock_irqrestore];"
+"l0_%=:\n"
+	"r0 = 0;"
+	"exit;"
+	:
 	: __imm(bpf_res_spin_lock_irqsave),
 	  __imm(bpf_res_spin_unlock_irqrestore),
 	  __imm_addr(lock_a)

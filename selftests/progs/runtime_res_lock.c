@@ -29,8 +29,9 @@
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 #include "bpf_misc.h"
-#include "bpf_experimental.h"
+#include "bpf_res_spin_lock.h"
 #include "bpf_rqspinlock.h"
+#include "bpf_rqspin_testmod.h"
 
 #define EDEADLK		35
 #define ETIMEDOUT	110

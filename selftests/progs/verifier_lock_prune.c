@@ -26,29 +26,22 @@
  * two slots. For programs with a subprog or callback, libbpf appends the
  * subprog's code after the main program, so its insns are numbered from
  * len(main). The numbers were counted from the asm and cross-checked with
- * llvm-objdump-19 -d on the object; the run in the VM has the last word
- * (VERIFY-IN-VM marks the ones that depend on libbpf's subprog placement).
+ * llvm-objdump -d on the object; VERIFY-IN-VM marks the ones that depend on
+ * libbpf's subprog placement, which only a load can confirm.
  *
- * The mutants in tools/mutants/ each remove one comparison;
- * tools/mutants/README.md says which program here kills which mutant.
+ * Each *_unsafe program is accepted by a verifier whose states_equal() lacks
+ * the one comparison its comment names.
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 #include "bpf_misc.h"
 
-#ifndef __used
-#define __used __attribute__((used))
-#endif
-#ifndef __imm_ptr
-#define __imm_ptr(name) [name]"r"(&name)
-#endif
-
 /* Declared here rather than via a shared header so that this file depends on
  * nothing but the kernel's 6.12 kfuncs.
  */
-extern void *bpf_obj_new_impl(__u64 local_type_id, void *meta) __ksym;
-extern void bpf_obj_drop_impl(void *kptr, void *meta) __ksym;
+void *bpf_obj_new_impl(__u64 local_type_id, void *meta) __ksym;
+void bpf_obj_drop_impl(void *kptr, void *meta) __ksym;
 
 /* clang emits no BTF FUNC record for a kfunc that only inline assembly
  * calls, and libbpf needs one to resolve the call. This function, which no
@@ -97,8 +90,8 @@ struct {
 /* Hidden, so the BTF linkage is static and libbpf does not try to mmap the
  * map: 6.12 refuses mmap for a map that holds a bpf_spin_lock (-ENOTSUPP).
  */
-struct bpf_spin_lock glock_a SEC(".bss.A") __attribute__((visibility("hidden"), aligned(8)));
-struct bpf_spin_lock glock_b SEC(".bss.B") __attribute__((visibility("hidden"), aligned(8)));
+struct bpf_spin_lock glock_a SEC(".bss.A") __hidden;
+struct bpf_spin_lock glock_b SEC(".bss.B") __hidden;
 
 /* r6 = &map_a[0], r7 = &map_a[1]; on a failed lookup jump to l_exit_%=,
  * which every user defines as "r0 = 0; exit". 18 insns (ld_imm64 = 2).
@@ -136,16 +129,15 @@ __failure __msg("bpf_spin_unlock without taking a lock")
 __flag(BPF_F_TEST_STATE_FREQ)
 __naked void held_vs_not_global_unsafe(void)
 {
-	asm volatile (
-	"call %[bpf_get_prandom_u32];"
+	asm volatile ("call %[bpf_get_prandom_u32];"
 	"if r0 == 0 goto l_second_%=;"
 	"r1 = %[glock_a] ll;"
 	"call %[bpf_spin_lock];"
 	"goto l_meet_%=;"
-"l_second_%=:"
+"l_second_%=:\n"
 	/* no lock taken */
 	"r0 = 0;"
-"l_meet_%=:"
+"l_meet_%=:\n"
 	"r1 = %[glock_a] ll;"
 	"call %[bpf_spin_unlock];"
 	"r0 = 0;"
@@ -167,16 +159,15 @@ __success __log_level(2) __msg("9: safe")
 __flag(BPF_F_TEST_STATE_FREQ)
 __naked void held_vs_not_global_safe(void)
 {
-	asm volatile (
-	"call %[bpf_get_prandom_u32];"
+	asm volatile ("call %[bpf_get_prandom_u32];"
 	"if r0 == 0 goto l_second_%=;"
 	"r1 = %[glock_a] ll;"
 	"call %[bpf_spin_lock];"
 	"goto l_meet_%=;"
-"l_second_%=:"
+"l_second_%=:\n"
 	"r1 = %[glock_a] ll;"
 	"call %[bpf_spin_lock];"
-"l_meet_%=:"
+"l_meet_%=:\n"
 	"r1 = %[glock_a] ll;"
 	"call %[bpf_spin_unlock];"
 	"r0 = 0;"
@@ -199,15 +190,14 @@ __failure __msg("bpf_spin_unlock is missing")
 __flag(BPF_F_TEST_STATE_FREQ)
 __naked void not_vs_held_global_unsafe(void)
 {
-	asm volatile (
-	"call %[bpf_get_prandom_u32];"
+	asm volatile ("call %[bpf_get_prandom_u32];"
 	"if r0 == 0 goto l_second_%=;"
 	"goto l_meet_%=;"
-"l_second_%=:"
+"l_second_%=:\n"
 	"r1 = %[glock_a] ll;"
 	"call %[bpf_spin_lock];"
 	/* missing: bpf_spin_unlock(&glock_a) */
-"l_meet_%=:"
+"l_meet_%=:\n"
 	"r0 = 0;"
 	"exit;"
 	:
@@ -226,16 +216,15 @@ __success __log_level(2) __msg("9: safe")
 __flag(BPF_F_TEST_STATE_FREQ)
 __naked void not_vs_held_global_safe(void)
 {
-	asm volatile (
-	"call %[bpf_get_prandom_u32];"
+	asm volatile ("call %[bpf_get_prandom_u32];"
 	"if r0 == 0 goto l_second_%=;"
 	"goto l_meet_%=;"
-"l_second_%=:"
+"l_second_%=:\n"
 	"r1 = %[glock_a] ll;"
 	"call %[bpf_spin_lock];"
 	"r1 = %[glock_a] ll;"
 	"call %[bpf_spin_unlock];"
-"l_meet_%=:"
+"l_meet_%=:\n"
 	"r0 = 0;"
 	"exit;"
 	:
@@ -255,21 +244,20 @@ __failure __msg("bpf_spin_unlock without taking a lock")
 __flag(BPF_F_TEST_STATE_FREQ)
 __naked void held_vs_not_mapval_unsafe(void)
 {
-	asm volatile (
-	LOOKUP_X_Y_TO_R6_R7
+	asm volatile (LOOKUP_X_Y_TO_R6_R7
 	"call %[bpf_get_prandom_u32];"
 	"if r0 == 0 goto l_second_%=;"
 	"r1 = r6;"
 	"r1 += 4;"
 	"call %[bpf_spin_lock];"
 	"goto l_meet_%=;"
-"l_second_%=:"
+"l_second_%=:\n"
 	"r0 = 0;"
-"l_meet_%=:"
+"l_meet_%=:\n"
 	"r1 = r6;"
 	"r1 += 4;"
 	"call %[bpf_spin_unlock];"
-"l_exit_%=:"
+"l_exit_%=:\n"
 	"r0 = 0;"
 	"exit;"
 	:
@@ -290,23 +278,22 @@ __success __log_level(2) __msg("27: safe")
 __flag(BPF_F_TEST_STATE_FREQ)
 __naked void held_vs_not_mapval_safe(void)
 {
-	asm volatile (
-	LOOKUP_X_Y_TO_R6_R7
+	asm volatile (LOOKUP_X_Y_TO_R6_R7
 	"call %[bpf_get_prandom_u32];"
 	"if r0 == 0 goto l_second_%=;"
 	"r1 = r6;"
 	"r1 += 4;"
 	"call %[bpf_spin_lock];"
 	"goto l_meet_%=;"
-"l_second_%=:"
+"l_second_%=:\n"
 	"r1 = r6;"
 	"r1 += 4;"
 	"call %[bpf_spin_lock];"
-"l_meet_%=:"
+"l_meet_%=:\n"
 	"r1 = r6;"
 	"r1 += 4;"
 	"call %[bpf_spin_unlock];"
-"l_exit_%=:"
+"l_exit_%=:\n"
 	"r0 = 0;"
 	"exit;"
 	:
@@ -333,16 +320,15 @@ __failure __msg("bpf_spin_unlock of different lock")
 __flag(BPF_F_TEST_STATE_FREQ)
 __naked void map_a_vs_map_b_global_unsafe(void)
 {
-	asm volatile (
-	"call %[bpf_get_prandom_u32];"
+	asm volatile ("call %[bpf_get_prandom_u32];"
 	"if r0 == 0 goto l_second_%=;"
 	"r1 = %[glock_a] ll;"
 	"call %[bpf_spin_lock];"
 	"goto l_meet_%=;"
-"l_second_%=:"
+"l_second_%=:\n"
 	"r1 = %[glock_b] ll;"
 	"call %[bpf_spin_lock];"
-"l_meet_%=:"
+"l_meet_%=:\n"
 	"r1 = %[glock_a] ll;"
 	"call %[bpf_spin_unlock];"
 	"r0 = 0;"
@@ -365,16 +351,15 @@ __success __log_level(2) __msg("9: safe")
 __flag(BPF_F_TEST_STATE_FREQ)
 __naked void map_a_vs_map_b_global_safe(void)
 {
-	asm volatile (
-	"call %[bpf_get_prandom_u32];"
+	asm volatile ("call %[bpf_get_prandom_u32];"
 	"if r0 == 0 goto l_second_%=;"
 	"r1 = %[glock_b] ll;"
 	"call %[bpf_spin_lock];"
 	"goto l_meet_%=;"
-"l_second_%=:"
+"l_second_%=:\n"
 	"r1 = %[glock_b] ll;"
 	"call %[bpf_spin_lock];"
-"l_meet_%=:"
+"l_meet_%=:\n"
 	"r1 = %[glock_b] ll;"
 	"call %[bpf_spin_unlock];"
 	"r0 = 0;"
@@ -397,8 +382,7 @@ __failure __msg("bpf_spin_unlock of different lock")
 __flag(BPF_F_TEST_STATE_FREQ)
 __naked void map_a_vs_map_b_mapval_unsafe(void)
 {
-	asm volatile (
-	"r1 = 0;"
+	asm volatile ("r1 = 0;"
 	"*(u32 *)(r10 - 4) = r1;"
 	"r2 = r10;"
 	"r2 += -4;"
@@ -418,15 +402,15 @@ __naked void map_a_vs_map_b_mapval_unsafe(void)
 	"r1 += 4;"
 	"call %[bpf_spin_lock];"
 	"goto l_meet_%=;"
-"l_second_%=:"
+"l_second_%=:\n"
 	"r1 = r7;"
 	"r1 += 4;"
 	"call %[bpf_spin_lock];"
-"l_meet_%=:"
+"l_meet_%=:\n"
 	"r1 = r6;"
 	"r1 += 4;"
 	"call %[bpf_spin_unlock];"
-"l_exit_%=:"
+"l_exit_%=:\n"
 	"r0 = 0;"
 	"exit;"
 	:
@@ -448,8 +432,7 @@ __success __log_level(2) __msg("25: safe")
 __flag(BPF_F_TEST_STATE_FREQ)
 __naked void map_a_vs_map_b_mapval_safe(void)
 {
-	asm volatile (
-	"r1 = 0;"
+	asm volatile ("r1 = 0;"
 	"*(u32 *)(r10 - 4) = r1;"
 	"r2 = r10;"
 	"r2 += -4;"
@@ -469,15 +452,15 @@ __naked void map_a_vs_map_b_mapval_safe(void)
 	"r1 += 4;"
 	"call %[bpf_spin_lock];"
 	"goto l_meet_%=;"
-"l_second_%=:"
+"l_second_%=:\n"
 	"r1 = r6;"
 	"r1 += 4;"
 	"call %[bpf_spin_lock];"
-"l_meet_%=:"
+"l_meet_%=:\n"
 	"r1 = r6;"
 	"r1 += 4;"
 	"call %[bpf_spin_unlock];"
-"l_exit_%=:"
+"l_exit_%=:\n"
 	"r0 = 0;"
 	"exit;"
 	:
@@ -508,23 +491,22 @@ __failure __msg("bpf_spin_unlock of different lock")
 __flag(BPF_F_TEST_STATE_FREQ)
 __naked void two_elems_unsafe(void)
 {
-	asm volatile (
-	LOOKUP_X_Y_TO_R6_R7
+	asm volatile (LOOKUP_X_Y_TO_R6_R7
 	"call %[bpf_get_prandom_u32];"
 	"if r0 == 0 goto l_second_%=;"
 	"r1 = r6;"
 	"r1 += 4;"
 	"call %[bpf_spin_lock];"
 	"goto l_meet_%=;"
-"l_second_%=:"
+"l_second_%=:\n"
 	"r1 = r7;"
 	"r1 += 4;"
 	"call %[bpf_spin_lock];"
-"l_meet_%=:"
+"l_meet_%=:\n"
 	"r1 = r6;"
 	"r1 += 4;"
 	"call %[bpf_spin_unlock];"
-"l_exit_%=:"
+"l_exit_%=:\n"
 	"r0 = 0;"
 	"exit;"
 	:
@@ -547,8 +529,7 @@ __success
 __flag(BPF_F_TEST_STATE_FREQ)
 __naked void two_elems_safe(void)
 {
-	asm volatile (
-	LOOKUP_X_Y_TO_R6_R7
+	asm volatile (LOOKUP_X_Y_TO_R6_R7
 	"call %[bpf_get_prandom_u32];"
 	"if r0 == 0 goto l_second_%=;"
 	"r1 = r6;"
@@ -558,14 +539,14 @@ __naked void two_elems_safe(void)
 	"r1 += 4;"
 	"call %[bpf_spin_unlock];"
 	"goto l_exit_%=;"
-"l_second_%=:"
+"l_second_%=:\n"
 	"r1 = r7;"
 	"r1 += 4;"
 	"call %[bpf_spin_lock];"
 	"r1 = r7;"
 	"r1 += 4;"
 	"call %[bpf_spin_unlock];"
-"l_exit_%=:"
+"l_exit_%=:\n"
 	"r0 = 0;"
 	"exit;"
 	:
@@ -595,8 +576,7 @@ __success __log_level(2) __msg("29: safe")
 __flag(BPF_F_TEST_STATE_FREQ)
 __naked void remap_consistent_safe(void)
 {
-	asm volatile (
-	LOOKUP_X_Y_TO_R6_R7
+	asm volatile (LOOKUP_X_Y_TO_R6_R7
 	"call %[bpf_get_prandom_u32];"
 	"if r0 == 0 goto l_second_%=;"
 	"r1 = r7;"
@@ -604,16 +584,16 @@ __naked void remap_consistent_safe(void)
 	"call %[bpf_spin_lock];"
 	"r8 = r7;"
 	"goto l_meet_%=;"
-"l_second_%=:"
+"l_second_%=:\n"
 	"r1 = r6;"
 	"r1 += 4;"
 	"call %[bpf_spin_lock];"
 	"r8 = r6;"
-"l_meet_%=:"
+"l_meet_%=:\n"
 	"r1 = r8;"
 	"r1 += 4;"
 	"call %[bpf_spin_unlock];"
-"l_exit_%=:"
+"l_exit_%=:\n"
 	"r0 = 0;"
 	"exit;"
 	:
@@ -635,8 +615,7 @@ __failure __msg("bpf_spin_unlock of different lock")
 __flag(BPF_F_TEST_STATE_FREQ)
 __naked void remap_inconsistent_unsafe(void)
 {
-	asm volatile (
-	LOOKUP_X_Y_TO_R6_R7
+	asm volatile (LOOKUP_X_Y_TO_R6_R7
 	"call %[bpf_get_prandom_u32];"
 	"if r0 == 0 goto l_second_%=;"
 	"r1 = r7;"
@@ -644,16 +623,16 @@ __naked void remap_inconsistent_unsafe(void)
 	"call %[bpf_spin_lock];"
 	"r8 = r7;"
 	"goto l_meet_%=;"
-"l_second_%=:"
+"l_second_%=:\n"
 	"r1 = r6;"
 	"r1 += 4;"
 	"call %[bpf_spin_lock];"
 	"r8 = r7;"
-"l_meet_%=:"
+"l_meet_%=:\n"
 	"r1 = r8;"
 	"r1 += 4;"
 	"call %[bpf_spin_unlock];"
-"l_exit_%=:"
+"l_exit_%=:\n"
 	"r0 = 0;"
 	"exit;"
 	:
@@ -683,8 +662,7 @@ __failure __msg("bpf_spin_unlock of different lock")
 __flag(BPF_F_TEST_STATE_FREQ)
 __naked void regsafe_map_value_id_unsafe(void)
 {
-	asm volatile (
-	LOOKUP_X_Y_TO_R6_R7
+	asm volatile (LOOKUP_X_Y_TO_R6_R7
 	"call %[bpf_get_prandom_u32];"
 	"r9 = r0;"
 	"r1 = r6;"
@@ -693,14 +671,14 @@ __naked void regsafe_map_value_id_unsafe(void)
 	"r3 = r6;"
 	"if r9 == 0 goto l_second_%=;"
 	"goto l_meet_%=;"
-"l_second_%=:"
+"l_second_%=:\n"
 	"r3 = r7;"
-"l_meet_%=:"
+"l_meet_%=:\n"
 	"r1 = r3;"
 	"r1 += 4;"
 	"call %[bpf_spin_unlock];"
 	"r0 = *(u32 *)(r6 + 0);"
-"l_exit_%=:"
+"l_exit_%=:\n"
 	"r0 = 0;"
 	"exit;"
 	:
@@ -721,8 +699,7 @@ __success __log_level(2) __msg("27: safe")
 __flag(BPF_F_TEST_STATE_FREQ)
 __naked void regsafe_map_value_id_safe(void)
 {
-	asm volatile (
-	LOOKUP_X_Y_TO_R6_R7
+	asm volatile (LOOKUP_X_Y_TO_R6_R7
 	"call %[bpf_get_prandom_u32];"
 	"r9 = r0;"
 	"r1 = r6;"
@@ -731,14 +708,14 @@ __naked void regsafe_map_value_id_safe(void)
 	"r3 = r6;"
 	"if r9 == 0 goto l_second_%=;"
 	"goto l_meet_%=;"
-"l_second_%=:"
+"l_second_%=:\n"
 	"r3 = r6;"
-"l_meet_%=:"
+"l_meet_%=:\n"
 	"r1 = r3;"
 	"r1 += 4;"
 	"call %[bpf_spin_unlock];"
 	"r0 = *(u32 *)(r6 + 0);"
-"l_exit_%=:"
+"l_exit_%=:\n"
 	"r0 = 0;"
 	"exit;"
 	:
@@ -761,21 +738,20 @@ __failure __msg("bpf_spin_unlock of different lock")
 __flag(BPF_F_TEST_STATE_FREQ)
 __naked void global_vs_mapval_unsafe(void)
 {
-	asm volatile (
-	LOOKUP_X_Y_TO_R6_R7
+	asm volatile (LOOKUP_X_Y_TO_R6_R7
 	"call %[bpf_get_prandom_u32];"
 	"if r0 == 0 goto l_second_%=;"
 	"r1 = %[glock_a] ll;"
 	"call %[bpf_spin_lock];"
 	"goto l_meet_%=;"
-"l_second_%=:"
+"l_second_%=:\n"
 	"r1 = r6;"
 	"r1 += 4;"
 	"call %[bpf_spin_lock];"
-"l_meet_%=:"
+"l_meet_%=:\n"
 	"r1 = %[glock_a] ll;"
 	"call %[bpf_spin_unlock];"
-"l_exit_%=:"
+"l_exit_%=:\n"
 	"r0 = 0;"
 	"exit;"
 	:
@@ -797,20 +773,19 @@ __success __log_level(2) __msg("27: safe")
 __flag(BPF_F_TEST_STATE_FREQ)
 __naked void global_vs_mapval_safe(void)
 {
-	asm volatile (
-	LOOKUP_X_Y_TO_R6_R7
+	asm volatile (LOOKUP_X_Y_TO_R6_R7
 	"call %[bpf_get_prandom_u32];"
 	"if r0 == 0 goto l_second_%=;"
 	"r1 = %[glock_a] ll;"
 	"call %[bpf_spin_lock];"
 	"goto l_meet_%=;"
-"l_second_%=:"
+"l_second_%=:\n"
 	"r1 = %[glock_a] ll;"
 	"call %[bpf_spin_lock];"
-"l_meet_%=:"
+"l_meet_%=:\n"
 	"r1 = %[glock_a] ll;"
 	"call %[bpf_spin_unlock];"
-"l_exit_%=:"
+"l_exit_%=:\n"
 	"r0 = 0;"
 	"exit;"
 	:
@@ -830,22 +805,21 @@ __failure __msg("bpf_spin_unlock of different lock")
 __flag(BPF_F_TEST_STATE_FREQ)
 __naked void mapval_vs_global_unsafe(void)
 {
-	asm volatile (
-	LOOKUP_X_Y_TO_R6_R7
+	asm volatile (LOOKUP_X_Y_TO_R6_R7
 	"call %[bpf_get_prandom_u32];"
 	"if r0 == 0 goto l_second_%=;"
 	"r1 = r6;"
 	"r1 += 4;"
 	"call %[bpf_spin_lock];"
 	"goto l_meet_%=;"
-"l_second_%=:"
+"l_second_%=:\n"
 	"r1 = %[glock_a] ll;"
 	"call %[bpf_spin_lock];"
-"l_meet_%=:"
+"l_meet_%=:\n"
 	"r1 = r6;"
 	"r1 += 4;"
 	"call %[bpf_spin_unlock];"
-"l_exit_%=:"
+"l_exit_%=:\n"
 	"r0 = 0;"
 	"exit;"
 	:
@@ -876,8 +850,7 @@ __naked void mapval_vs_global_unsafe(void)
 __naked __noinline __used
 static long presence_cb_unsafe(void)
 {
-	asm volatile (
-	"r6 = r3;"
+	asm volatile ("r6 = r3;"
 	"r2 = 0;"
 	"*(u32 *)(r10 - 4) = r2;"
 	"r2 = r10;"
@@ -891,15 +864,15 @@ static long presence_cb_unsafe(void)
 	"r1 += 4;"
 	"call %[bpf_spin_lock];"
 	"goto l_meet_%=;"
-"l_second_%=:"
+"l_second_%=:\n"
 	"r1 = r7;"
 	"r1 += 4;"
 	"call %[bpf_spin_lock];"
-"l_meet_%=:"
+"l_meet_%=:\n"
 	"r1 = r6;"
 	"r1 += 4;"
 	"call %[bpf_spin_unlock];"
-"l_exit_%=:"
+"l_exit_%=:\n"
 	"r0 = 0;"
 	"exit;"
 	:
@@ -913,8 +886,7 @@ static long presence_cb_unsafe(void)
 __naked __noinline __used
 static long presence_cb_safe(void)
 {
-	asm volatile (
-	"r6 = r3;"
+	asm volatile ("r6 = r3;"
 	"r2 = 0;"
 	"*(u32 *)(r10 - 4) = r2;"
 	"r2 = r10;"
@@ -928,15 +900,15 @@ static long presence_cb_safe(void)
 	"r1 += 4;"
 	"call %[bpf_spin_lock];"
 	"goto l_meet_%=;"
-"l_second_%=:"
+"l_second_%=:\n"
 	"r1 = r6;"
 	"r1 += 4;"
 	"call %[bpf_spin_lock];"
-"l_meet_%=:"
+"l_meet_%=:\n"
 	"r1 = r6;"
 	"r1 += 4;"
 	"call %[bpf_spin_unlock];"
-"l_exit_%=:"
+"l_exit_%=:\n"
 	"r0 = 0;"
 	"exit;"
 	:
@@ -956,8 +928,7 @@ __failure __msg("bpf_spin_unlock of different lock")
 __flag(BPF_F_TEST_STATE_FREQ)
 __naked void id_presence_unsafe(void)
 {
-	asm volatile (
-	"r2 = %[presence_cb_unsafe];"
+	asm volatile ("r2 = %[presence_cb_unsafe];"
 	"r1 = %[map_a] ll;"
 	"r3 = 0;"
 	"r4 = 0;"
@@ -982,8 +953,7 @@ __success __log_level(2) __msg("27: safe") /* VERIFY-IN-VM */
 __flag(BPF_F_TEST_STATE_FREQ)
 __naked void id_presence_safe(void)
 {
-	asm volatile (
-	"r2 = %[presence_cb_safe];"
+	asm volatile ("r2 = %[presence_cb_safe];"
 	"r1 = %[map_a] ll;"
 	"r3 = 0;"
 	"r4 = 0;"
@@ -1021,7 +991,7 @@ __naked void id_presence_safe(void)
 	"r2 = 0;"						\
 	"call %[bpf_obj_drop_impl];"				\
 	"goto l_exit_%=;"					\
-"l_have_%=:"							\
+"l_have_%=:\n"							\
 	"r7 = r0;"
 
 #define OBJ_DROP_R6_R7						\
@@ -1045,24 +1015,23 @@ __failure __msg("bpf_spin_unlock of different lock")
 __flag(BPF_F_TEST_STATE_FREQ)
 int two_objs_unsafe(void *ctx)
 {
-	asm volatile (
-	OBJ_NEW_TWO_TO_R6_R7
+	asm volatile (OBJ_NEW_TWO_TO_R6_R7
 	"call %[bpf_get_prandom_u32];"
 	"if r0 == 0 goto l_second_%=;"
 	"r1 = r6;"
 	"r1 += 4;"
 	"call %[bpf_spin_lock];"
 	"goto l_meet_%=;"
-"l_second_%=:"
+"l_second_%=:\n"
 	"r1 = r7;"
 	"r1 += 4;"
 	"call %[bpf_spin_lock];"
-"l_meet_%=:"
+"l_meet_%=:\n"
 	"r1 = r6;"
 	"r1 += 4;"
 	"call %[bpf_spin_unlock];"
 	OBJ_DROP_R6_R7
-"l_exit_%=:"
+"l_exit_%=:\n"
 	"r0 = 0;"
 	"exit;"
 	:
@@ -1085,24 +1054,23 @@ __success __log_level(2) __msg("25: safe")
 __flag(BPF_F_TEST_STATE_FREQ)
 int two_objs_safe(void *ctx)
 {
-	asm volatile (
-	OBJ_NEW_TWO_TO_R6_R7
+	asm volatile (OBJ_NEW_TWO_TO_R6_R7
 	"call %[bpf_get_prandom_u32];"
 	"if r0 == 0 goto l_second_%=;"
 	"r1 = r6;"
 	"r1 += 4;"
 	"call %[bpf_spin_lock];"
 	"goto l_meet_%=;"
-"l_second_%=:"
+"l_second_%=:\n"
 	"r1 = r6;"
 	"r1 += 4;"
 	"call %[bpf_spin_lock];"
-"l_meet_%=:"
+"l_meet_%=:\n"
 	"r1 = r6;"
 	"r1 += 4;"
 	"call %[bpf_spin_unlock];"
 	OBJ_DROP_R6_R7
-"l_exit_%=:"
+"l_exit_%=:\n"
 	"r0 = 0;"
 	"exit;"
 	:
@@ -1126,8 +1094,7 @@ __failure __msg("bpf_spin_unlock of different lock")
 __flag(BPF_F_TEST_STATE_FREQ)
 int obj_vs_mapval_unsafe(void *ctx)
 {
-	asm volatile (
-	"r1 = r9;"
+	asm volatile ("r1 = r9;"
 	"r2 = 0;"
 	"call %[bpf_obj_new_impl];"
 	"if r0 == 0 goto l_exit_%=;"
@@ -1143,7 +1110,7 @@ int obj_vs_mapval_unsafe(void *ctx)
 	"r2 = 0;"
 	"call %[bpf_obj_drop_impl];"
 	"goto l_exit_%=;"
-"l_have_%=:"
+"l_have_%=:\n"
 	"r7 = r0;"
 	"call %[bpf_get_prandom_u32];"
 	"if r0 == 0 goto l_second_%=;"
@@ -1151,18 +1118,18 @@ int obj_vs_mapval_unsafe(void *ctx)
 	"r1 += 4;"
 	"call %[bpf_spin_lock];"
 	"goto l_meet_%=;"
-"l_second_%=:"
+"l_second_%=:\n"
 	"r1 = r7;"
 	"r1 += 4;"
 	"call %[bpf_spin_lock];"
-"l_meet_%=:"
+"l_meet_%=:\n"
 	"r1 = r6;"
 	"r1 += 4;"
 	"call %[bpf_spin_unlock];"
 	"r1 = r6;"
 	"r2 = 0;"
 	"call %[bpf_obj_drop_impl];"
-"l_exit_%=:"
+"l_exit_%=:\n"
 	"r0 = 0;"
 	"exit;"
 	:
@@ -1188,8 +1155,7 @@ __success __log_level(2) __msg("29: safe")
 __flag(BPF_F_TEST_STATE_FREQ)
 int obj_vs_mapval_safe(void *ctx)
 {
-	asm volatile (
-	"r1 = r9;"
+	asm volatile ("r1 = r9;"
 	"r2 = 0;"
 	"call %[bpf_obj_new_impl];"
 	"if r0 == 0 goto l_exit_%=;"
@@ -1205,7 +1171,7 @@ int obj_vs_mapval_safe(void *ctx)
 	"r2 = 0;"
 	"call %[bpf_obj_drop_impl];"
 	"goto l_exit_%=;"
-"l_have_%=:"
+"l_have_%=:\n"
 	"r7 = r0;"
 	"call %[bpf_get_prandom_u32];"
 	"if r0 == 0 goto l_second_%=;"
@@ -1213,18 +1179,18 @@ int obj_vs_mapval_safe(void *ctx)
 	"r1 += 4;"
 	"call %[bpf_spin_lock];"
 	"goto l_meet_%=;"
-"l_second_%=:"
+"l_second_%=:\n"
 	"r1 = r6;"
 	"r1 += 4;"
 	"call %[bpf_spin_lock];"
-"l_meet_%=:"
+"l_meet_%=:\n"
 	"r1 = r6;"
 	"r1 += 4;"
 	"call %[bpf_spin_unlock];"
 	"r1 = r6;"
 	"r2 = 0;"
 	"call %[bpf_obj_drop_impl];"
-"l_exit_%=:"
+"l_exit_%=:\n"
 	"r0 = 0;"
 	"exit;"
 	:
@@ -1257,20 +1223,19 @@ __failure __msg("Unreleased reference id=")
 __flag(BPF_F_TEST_STATE_FREQ)
 int obj_ref_leak_unsafe(void *ctx)
 {
-	asm volatile (
-	"call %[bpf_get_prandom_u32];"
+	asm volatile ("call %[bpf_get_prandom_u32];"
 	"if r0 == 0 goto l_second_%=;"
 	"goto l_meet_%=;"
-"l_second_%=:"
+"l_second_%=:\n"
 	"r1 = r9;"
 	"r2 = 0;"
 	"call %[bpf_obj_new_impl];"
 	"if r0 == 0 goto l_exit_%=;"
 	"r6 = r0;"
 	/* missing: bpf_obj_drop(r6) */
-"l_meet_%=:"
+"l_meet_%=:\n"
 	"r0 = 0;"
-"l_exit_%=:"
+"l_exit_%=:\n"
 	"exit;"
 	:
 	: [tid]"r"(bpf_core_type_id_local(struct lk_node)),
@@ -1289,11 +1254,10 @@ __success __log_level(2) __msg("13: safe")
 __flag(BPF_F_TEST_STATE_FREQ)
 int obj_ref_leak_safe(void *ctx)
 {
-	asm volatile (
-	"call %[bpf_get_prandom_u32];"
+	asm volatile ("call %[bpf_get_prandom_u32];"
 	"if r0 == 0 goto l_second_%=;"
 	"goto l_meet_%=;"
-"l_second_%=:"
+"l_second_%=:\n"
 	"r1 = r9;"
 	"r2 = 0;"
 	"call %[bpf_obj_new_impl];"
@@ -1302,9 +1266,9 @@ int obj_ref_leak_safe(void *ctx)
 	"r1 = r6;"
 	"r2 = 0;"
 	"call %[bpf_obj_drop_impl];"
-"l_meet_%=:"
+"l_meet_%=:\n"
 	"r0 = 0;"
-"l_exit_%=:"
+"l_exit_%=:\n"
 	"exit;"
 	:
 	: [tid]"r"(bpf_core_type_id_local(struct lk_node)),
@@ -1332,10 +1296,9 @@ __failure __msg("bpf_spin_unlock of different lock")
 __flag(BPF_F_TEST_STATE_FREQ)
 __naked void loop_unsafe(void)
 {
-	asm volatile (
-	LOOKUP_X_Y_TO_R6_R7
+	asm volatile (LOOKUP_X_Y_TO_R6_R7
 	"r8 = 0;"
-"l_loop_%=:"
+"l_loop_%=:\n"
 	"call %[bpf_get_prandom_u32];"
 	"r9 = r0;"
 	"r1 = r6;"
@@ -1344,16 +1307,16 @@ __naked void loop_unsafe(void)
 	"r3 = r6;"
 	"if r9 == 0 goto l_second_%=;"
 	"goto l_meet_%=;"
-"l_second_%=:"
+"l_second_%=:\n"
 	"r3 = r7;"
-"l_meet_%=:"
+"l_meet_%=:\n"
 	"r1 = r3;"
 	"r1 += 4;"
 	"call %[bpf_spin_unlock];"
 	"r8 += 1;"
 	"if r8 < 3 goto l_loop_%=;"
 	"r0 = *(u32 *)(r6 + 0);"
-"l_exit_%=:"
+"l_exit_%=:\n"
 	"r0 = 0;"
 	"exit;"
 	:
@@ -1374,10 +1337,9 @@ __success __log_level(2) __msg("28: safe")
 __flag(BPF_F_TEST_STATE_FREQ)
 __naked void loop_safe(void)
 {
-	asm volatile (
-	LOOKUP_X_Y_TO_R6_R7
+	asm volatile (LOOKUP_X_Y_TO_R6_R7
 	"r8 = 0;"
-"l_loop_%=:"
+"l_loop_%=:\n"
 	"call %[bpf_get_prandom_u32];"
 	"r9 = r0;"
 	"r1 = r6;"
@@ -1386,16 +1348,16 @@ __naked void loop_safe(void)
 	"r3 = r6;"
 	"if r9 == 0 goto l_second_%=;"
 	"goto l_meet_%=;"
-"l_second_%=:"
+"l_second_%=:\n"
 	"r3 = r6;"
-"l_meet_%=:"
+"l_meet_%=:\n"
 	"r1 = r3;"
 	"r1 += 4;"
 	"call %[bpf_spin_unlock];"
 	"r8 += 1;"
 	"if r8 < 3 goto l_loop_%=;"
 	"r0 = *(u32 *)(r6 + 0);"
-"l_exit_%=:"
+"l_exit_%=:\n"
 	"r0 = 0;"
 	"exit;"
 	:
@@ -1417,23 +1379,22 @@ __naked void loop_safe(void)
 __naked __noinline __used
 static long loop_cb_unsafe(void)
 {
-	asm volatile (
-	LOOKUP_X_Y_TO_R6_R7
+	asm volatile (LOOKUP_X_Y_TO_R6_R7
 	"call %[bpf_get_prandom_u32];"
 	"if r0 == 0 goto l_second_%=;"
 	"r1 = r6;"
 	"r1 += 4;"
 	"call %[bpf_spin_lock];"
 	"goto l_meet_%=;"
-"l_second_%=:"
+"l_second_%=:\n"
 	"r1 = r7;"
 	"r1 += 4;"
 	"call %[bpf_spin_lock];"
-"l_meet_%=:"
+"l_meet_%=:\n"
 	"r1 = r6;"
 	"r1 += 4;"
 	"call %[bpf_spin_unlock];"
-"l_exit_%=:"
+"l_exit_%=:\n"
 	"r0 = 0;"
 	"exit;"
 	:
@@ -1448,23 +1409,22 @@ static long loop_cb_unsafe(void)
 __naked __noinline __used
 static long loop_cb_safe(void)
 {
-	asm volatile (
-	LOOKUP_X_Y_TO_R6_R7
+	asm volatile (LOOKUP_X_Y_TO_R6_R7
 	"call %[bpf_get_prandom_u32];"
 	"if r0 == 0 goto l_second_%=;"
 	"r1 = r6;"
 	"r1 += 4;"
 	"call %[bpf_spin_lock];"
 	"goto l_meet_%=;"
-"l_second_%=:"
+"l_second_%=:\n"
 	"r1 = r6;"
 	"r1 += 4;"
 	"call %[bpf_spin_lock];"
-"l_meet_%=:"
+"l_meet_%=:\n"
 	"r1 = r6;"
 	"r1 += 4;"
 	"call %[bpf_spin_unlock];"
-"l_exit_%=:"
+"l_exit_%=:\n"
 	"r0 = 0;"
 	"exit;"
 	:
@@ -1482,8 +1442,7 @@ __failure __msg("bpf_spin_unlock of different lock")
 __flag(BPF_F_TEST_STATE_FREQ)
 __naked void bpf_loop_cb_unsafe(void)
 {
-	asm volatile (
-	"r2 = %[loop_cb_unsafe];"
+	asm volatile ("r2 = %[loop_cb_unsafe];"
 	"r1 = 2;"
 	"r3 = 0;"
 	"r4 = 0;"
@@ -1506,8 +1465,7 @@ __success __log_level(2) __msg("36: safe") /* VERIFY-IN-VM */
 __flag(BPF_F_TEST_STATE_FREQ)
 __naked void bpf_loop_cb_safe(void)
 {
-	asm volatile (
-	"r2 = %[loop_cb_safe];"
+	asm volatile ("r2 = %[loop_cb_safe];"
 	"r1 = 2;"
 	"r3 = 0;"
 	"r4 = 0;"
@@ -1535,13 +1493,12 @@ __naked void bpf_loop_cb_safe(void)
 __naked __noinline __used
 static long unlock_chosen_unsafe(void)
 {
-	asm volatile (
-	"r4 = r1;"
+	asm volatile ("r4 = r1;"
 	"if r3 == 0 goto l_second_%=;"
 	"goto l_meet_%=;"
-"l_second_%=:"
+"l_second_%=:\n"
 	"r4 = r2;"
-"l_meet_%=:"
+"l_meet_%=:\n"
 	"r1 = r4;"
 	"r1 += 4;"
 	"call %[bpf_spin_unlock];"
@@ -1555,13 +1512,12 @@ static long unlock_chosen_unsafe(void)
 __naked __noinline __used
 static long unlock_chosen_safe(void)
 {
-	asm volatile (
-	"r4 = r1;"
+	asm volatile ("r4 = r1;"
 	"if r3 == 0 goto l_second_%=;"
 	"goto l_meet_%=;"
-"l_second_%=:"
+"l_second_%=:\n"
 	"r4 = r1;"
-"l_meet_%=:"
+"l_meet_%=:\n"
 	"r1 = r4;"
 	"r1 += 4;"
 	"call %[bpf_spin_unlock];"
@@ -1578,8 +1534,7 @@ __failure __msg("bpf_spin_unlock of different lock")
 __flag(BPF_F_TEST_STATE_FREQ)
 __naked void subprog_unsafe(void)
 {
-	asm volatile (
-	LOOKUP_X_Y_TO_R6_R7
+	asm volatile (LOOKUP_X_Y_TO_R6_R7
 	"call %[bpf_get_prandom_u32];"
 	"r9 = r0;"
 	"r1 = r6;"
@@ -1590,7 +1545,7 @@ __naked void subprog_unsafe(void)
 	"r3 = r9;"
 	"call unlock_chosen_unsafe;"
 	"r0 = *(u32 *)(r6 + 0);"
-"l_exit_%=:"
+"l_exit_%=:\n"
 	"r0 = 0;"
 	"exit;"
 	:
@@ -1611,8 +1566,7 @@ __success __log_level(2) __msg("34: safe") /* VERIFY-IN-VM */
 __flag(BPF_F_TEST_STATE_FREQ)
 __naked void subprog_safe(void)
 {
-	asm volatile (
-	LOOKUP_X_Y_TO_R6_R7
+	asm volatile (LOOKUP_X_Y_TO_R6_R7
 	"call %[bpf_get_prandom_u32];"
 	"r9 = r0;"
 	"r1 = r6;"
@@ -1623,7 +1577,7 @@ __naked void subprog_safe(void)
 	"r3 = r9;"
 	"call unlock_chosen_safe;"
 	"r0 = *(u32 *)(r6 + 0);"
-"l_exit_%=:"
+"l_exit_%=:\n"
 	"r0 = 0;"
 	"exit;"
 	:

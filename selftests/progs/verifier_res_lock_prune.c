@@ -16,20 +16,19 @@
  * second. Each *_unsafe program is wrong on the second path only, and is
  * rejected for that reason by the real verifier; a verifier that misses the
  * comparison the comment names prunes the second path at "meet" and accepts
- * it (tools/mutants/ has one such verifier per comparison). Each *_safe
- * sibling is right on both paths and proves with __msg("N: safe") that the
- * prune at "meet" does happen (N counted from the asm, ld_imm64 = 2 insns,
- * checked against llvm-objdump-19 -d).
+ * it. Each *_safe sibling is right on both paths and proves with
+ * __msg("N: safe") that the prune at "meet" does happen (N counted from the
+ * asm, ld_imm64 = 2 insns, checked against llvm-objdump -d).
  *
  * Every lock attempt forks a failure path (r0 < 0, lock not taken), which
  * jumps to l_exit_%= after releasing what it holds.
  *
- * Needs the patched kernel and the bpf_rqspinlock module.
+ * Needs the kfuncs of bpf_rqspinlock (CONFIG_BPF_RQSPINLOCK_RS).
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 #include "bpf_misc.h"
-#include "bpf_experimental.h"
+#include "bpf_res_spin_lock.h"
 #include "bpf_graph.h"
 
 /* clang emits no BTF FUNC record for a kfunc that only inline assembly
@@ -47,8 +46,8 @@ void __kfunc_btf_root(void)
 }
 
 /* Global locks, each in a data section of its own: (ptr = its map, id 0). */
-private(prune_a) struct bpf_res_spin_lock prune_a;
-private(prune_b) struct bpf_res_spin_lock prune_b;
+struct bpf_res_spin_lock prune_a SEC(".bss.prune_a") __hidden;
+struct bpf_res_spin_lock prune_b SEC(".bss.prune_b") __hidden;
 
 struct prune_val {
 	struct bpf_res_spin_lock lock;
@@ -62,31 +61,22 @@ struct {
 	__type(value, struct prune_val);
 } prune_map SEC(".maps");
 
-/* Branch: the fall-through (first) path, then l_second_%=. 3 insns. */
+/* Branch: the not-taken (first) path, then l_second_%=. 3 insns. */
 #define BRANCH								\
 	"call %[bpf_get_prandom_u32];"					\
 	"if r0 == 0 goto l_second_%=;"					\
 	"r0 = 0;"
 
 /* Lock/unlock a global lock. 3 insns each (ld_imm64 = 2). */
-#define LOCK(l)		"r1 = %[" #l "] ll;" "call %[bpf_res_spin_lock];"
-#define UNLOCK(l)	"r1 = %[" #l "] ll;" "call %[bpf_res_spin_unlock];"
+#define LOCK(l)		"r1 = %[" #l "] ll; call %[bpf_res_spin_lock];"
+#define UNLOCK(l)	"r1 = %[" #l "] ll; call %[bpf_res_spin_unlock];"
 /* irqsave/irqrestore with the flags at r10 + off. 5 insns each. */
 #define LOCK_IRQ(l, off)						\
-	"r1 = %[" #l "] ll;" "r2 = r10;" "r2 += " #off ";"		\
+	"r1 = %[" #l "] ll; r2 = r10; r2 += " #off ";"			\
 	"call %[bpf_res_spin_lock_irqsave];"
 #define UNLOCK_IRQ(l, off)						\
-	"r1 = %[" #l "] ll;" "r2 = r10;" "r2 += " #off ";"		\
+	"r1 = %[" #l "] ll; r2 = r10; r2 += " #off ";"			\
 	"call %[bpf_res_spin_unlock_irqrestore];"
-
-#define LOCK_IMMS							\
-	__imm(bpf_get_prandom_u32),					\
-	__imm(bpf_res_spin_lock),					\
-	__imm(bpf_res_spin_unlock),					\
-	__imm(bpf_res_spin_lock_irqsave),				\
-	__imm(bpf_res_spin_unlock_irqrestore),				\
-	__imm_addr(prune_a),						\
-	__imm_addr(prune_b)
 
 /* ------------------------------------------------------------------------
  * 1. How many locks are held (res_locks_equal(): active_res_locks).
@@ -102,19 +92,20 @@ __failure __msg("BPF_EXIT instruction in main prog cannot be used inside bpf_spi
 __flag(BPF_F_TEST_STATE_FREQ)
 __naked void count_unsafe(void)
 {
-	asm volatile (
-	BRANCH
+	asm volatile (BRANCH
 	"goto l_meet_%=;"
-"l_second_%=:"
+"l_second_%=:\n"
 	LOCK(prune_a)
 	"if w0 != 0 goto l_exit_%=;"
 	/* missing: UNLOCK(prune_a) */
-"l_meet_%=:"
+"l_meet_%=:\n"
 	"r0 = 0;"
-"l_exit_%=:"
+"l_exit_%=:\n"
 	"exit;"
 	:
-	: LOCK_IMMS
+	: __imm(bpf_get_prandom_u32),
+	  __imm(bpf_res_spin_lock),
+	  __imm_addr(prune_a)
 	: __clobber_all);
 }
 
@@ -127,19 +118,21 @@ __success __log_level(2) __msg("11: safe")
 __flag(BPF_F_TEST_STATE_FREQ)
 __naked void count_safe(void)
 {
-	asm volatile (
-	BRANCH
+	asm volatile (BRANCH
 	"goto l_meet_%=;"
-"l_second_%=:"
+"l_second_%=:\n"
 	LOCK(prune_a)
 	"if w0 != 0 goto l_exit_%=;"
 	UNLOCK(prune_a)
-"l_meet_%=:"
+"l_meet_%=:\n"
 	"r0 = 0;"
-"l_exit_%=:"
+"l_exit_%=:\n"
 	"exit;"
 	:
-	: LOCK_IMMS
+	: __imm(bpf_get_prandom_u32),
+	  __imm(bpf_res_spin_lock),
+	  __imm(bpf_res_spin_unlock),
+	  __imm_addr(prune_a)
 	: __clobber_all);
 }
 
@@ -155,21 +148,24 @@ __failure __msg("bpf_res_spin_unlock of different lock")
 __flag(BPF_F_TEST_STATE_FREQ)
 __naked void which_lock_unsafe(void)
 {
-	asm volatile (
-	BRANCH
+	asm volatile (BRANCH
 	LOCK(prune_a)
 	"if w0 != 0 goto l_exit_%=;"
 	"goto l_meet_%=;"
-"l_second_%=:"
+"l_second_%=:\n"
 	LOCK(prune_b)
 	"if w0 != 0 goto l_exit_%=;"
-"l_meet_%=:"
+"l_meet_%=:\n"
 	UNLOCK(prune_a)
 	"r0 = 0;"
-"l_exit_%=:"
+"l_exit_%=:\n"
 	"exit;"
 	:
-	: LOCK_IMMS
+	: __imm(bpf_get_prandom_u32),
+	  __imm(bpf_res_spin_lock),
+	  __imm(bpf_res_spin_unlock),
+	  __imm_addr(prune_a),
+	  __imm_addr(prune_b)
 	: __clobber_all);
 }
 
@@ -182,21 +178,23 @@ __success __log_level(2) __msg("12: safe")
 __flag(BPF_F_TEST_STATE_FREQ)
 __naked void which_lock_safe(void)
 {
-	asm volatile (
-	BRANCH
+	asm volatile (BRANCH
 	LOCK(prune_a)
 	"if w0 != 0 goto l_exit_%=;"
 	"goto l_meet_%=;"
-"l_second_%=:"
+"l_second_%=:\n"
 	LOCK(prune_a)
 	"if w0 != 0 goto l_exit_%=;"
-"l_meet_%=:"
+"l_meet_%=:\n"
 	UNLOCK(prune_a)
 	"r0 = 0;"
-"l_exit_%=:"
+"l_exit_%=:\n"
 	"exit;"
 	:
-	: LOCK_IMMS
+	: __imm(bpf_get_prandom_u32),
+	  __imm(bpf_res_spin_lock),
+	  __imm(bpf_res_spin_unlock),
+	  __imm_addr(prune_a)
 	: __clobber_all);
 }
 
@@ -212,34 +210,37 @@ __failure __msg("bpf_res_spin_unlock cannot be out of order")
 __flag(BPF_F_TEST_STATE_FREQ)
 __naked void order_unsafe(void)
 {
-	asm volatile (
-	BRANCH
+	asm volatile (BRANCH
 	LOCK(prune_a)
 	"if w0 != 0 goto l_exit_%=;"
 	LOCK(prune_b)
 	"if w0 != 0 goto l_fail_a_%=;"
 	"goto l_meet_%=;"
-"l_second_%=:"
+"l_second_%=:\n"
 	LOCK(prune_b)
 	"if w0 != 0 goto l_exit_%=;"
 	LOCK(prune_a)
 	"if w0 != 0 goto l_fail_b_%=;"
-"l_meet_%=:"
+"l_meet_%=:\n"
 	UNLOCK(prune_b)
 	UNLOCK(prune_a)
 	"r0 = 0;"
 	"exit;"
-"l_fail_a_%=:"
+"l_fail_a_%=:\n"
 	UNLOCK(prune_a)
 	"r0 = 0;"
 	"exit;"
-"l_fail_b_%=:"
+"l_fail_b_%=:\n"
 	UNLOCK(prune_b)
-"l_exit_%=:"
+"l_exit_%=:\n"
 	"r0 = 0;"
 	"exit;"
 	:
-	: LOCK_IMMS
+	: __imm(bpf_get_prandom_u32),
+	  __imm(bpf_res_spin_lock),
+	  __imm(bpf_res_spin_unlock),
+	  __imm_addr(prune_a),
+	  __imm_addr(prune_b)
 	: __clobber_all);
 }
 
@@ -253,30 +254,33 @@ __success __log_level(2) __msg("20: safe")
 __flag(BPF_F_TEST_STATE_FREQ)
 __naked void order_safe(void)
 {
-	asm volatile (
-	BRANCH
+	asm volatile (BRANCH
 	LOCK(prune_a)
 	"if w0 != 0 goto l_exit_%=;"
 	LOCK(prune_b)
 	"if w0 != 0 goto l_fail_a_%=;"
 	"goto l_meet_%=;"
-"l_second_%=:"
+"l_second_%=:\n"
 	LOCK(prune_a)
 	"if w0 != 0 goto l_exit_%=;"
 	LOCK(prune_b)
 	"if w0 != 0 goto l_fail_a_%=;"
-"l_meet_%=:"
+"l_meet_%=:\n"
 	UNLOCK(prune_b)
 	UNLOCK(prune_a)
 	"r0 = 0;"
 	"exit;"
-"l_fail_a_%=:"
+"l_fail_a_%=:\n"
 	UNLOCK(prune_a)
-"l_exit_%=:"
+"l_exit_%=:\n"
 	"r0 = 0;"
 	"exit;"
 	:
-	: LOCK_IMMS
+	: __imm(bpf_get_prandom_u32),
+	  __imm(bpf_res_spin_lock),
+	  __imm(bpf_res_spin_unlock),
+	  __imm_addr(prune_a),
+	  __imm_addr(prune_b)
 	: __clobber_all);
 }
 
@@ -313,25 +317,26 @@ __failure __msg("bpf_res_spin_unlock of different lock")
 __flag(BPF_F_TEST_STATE_FREQ)
 __naked void which_element_unsafe(void)
 {
-	asm volatile (
-	LOOKUP_R6_R7
+	asm volatile (LOOKUP_R6_R7
 	BRANCH
 	"r1 = r6;"
 	"call %[bpf_res_spin_lock];"
 	"if w0 != 0 goto l_exit_%=;"
 	"goto l_meet_%=;"
-"l_second_%=:"
+"l_second_%=:\n"
 	"r1 = r7;"
 	"call %[bpf_res_spin_lock];"
 	"if w0 != 0 goto l_exit_%=;"
-"l_meet_%=:"
+"l_meet_%=:\n"
 	"r1 = r6;"
 	"call %[bpf_res_spin_unlock];"
 	"r0 = 0;"
-"l_exit_%=:"
+"l_exit_%=:\n"
 	"exit;"
 	:
-	: LOCK_IMMS,
+	: __imm(bpf_get_prandom_u32),
+	  __imm(bpf_res_spin_lock),
+	  __imm(bpf_res_spin_unlock),
 	  __imm(bpf_map_lookup_elem),
 	  __imm_addr(prune_map)
 	: __clobber_all);
@@ -346,25 +351,26 @@ __success __log_level(2) __msg("28: safe")
 __flag(BPF_F_TEST_STATE_FREQ)
 __naked void which_element_safe(void)
 {
-	asm volatile (
-	LOOKUP_R6_R7
+	asm volatile (LOOKUP_R6_R7
 	BRANCH
 	"r1 = r6;"
 	"call %[bpf_res_spin_lock];"
 	"if w0 != 0 goto l_exit_%=;"
 	"goto l_meet_%=;"
-"l_second_%=:"
+"l_second_%=:\n"
 	"r1 = r6;"
 	"call %[bpf_res_spin_lock];"
 	"if w0 != 0 goto l_exit_%=;"
-"l_meet_%=:"
+"l_meet_%=:\n"
 	"r1 = r6;"
 	"call %[bpf_res_spin_unlock];"
 	"r0 = 0;"
-"l_exit_%=:"
+"l_exit_%=:\n"
 	"exit;"
 	:
-	: LOCK_IMMS,
+	: __imm(bpf_get_prandom_u32),
+	  __imm(bpf_res_spin_lock),
+	  __imm(bpf_res_spin_unlock),
 	  __imm(bpf_map_lookup_elem),
 	  __imm_addr(prune_map)
 	: __clobber_all);
@@ -384,34 +390,39 @@ __failure __msg("bpf_res_spin_unlock of different lock")
 __flag(BPF_F_TEST_STATE_FREQ)
 __naked void which_irqsave_unsafe(void)
 {
-	asm volatile (
-	BRANCH
+	asm volatile (BRANCH
 	LOCK_IRQ(prune_a, -8)
 	"if w0 != 0 goto l_exit_%=;"
 	LOCK(prune_b)
 	"if w0 != 0 goto l_fail_a_irq_%=;"
 	"goto l_meet_%=;"
-"l_second_%=:"
+"l_second_%=:\n"
 	LOCK(prune_a)
 	"if w0 != 0 goto l_exit_%=;"
 	LOCK_IRQ(prune_b, -8)
 	"if w0 != 0 goto l_fail_a_%=;"
-"l_meet_%=:"
+"l_meet_%=:\n"
 	UNLOCK(prune_b)
 	UNLOCK_IRQ(prune_a, -8)
 	"r0 = 0;"
 	"exit;"
-"l_fail_a_irq_%=:"
+"l_fail_a_irq_%=:\n"
 	UNLOCK_IRQ(prune_a, -8)
 	"r0 = 0;"
 	"exit;"
-"l_fail_a_%=:"
+"l_fail_a_%=:\n"
 	UNLOCK(prune_a)
-"l_exit_%=:"
+"l_exit_%=:\n"
 	"r0 = 0;"
 	"exit;"
 	:
-	: LOCK_IMMS
+	: __imm(bpf_get_prandom_u32),
+	  __imm(bpf_res_spin_lock),
+	  __imm(bpf_res_spin_unlock),
+	  __imm(bpf_res_spin_lock_irqsave),
+	  __imm(bpf_res_spin_unlock_irqrestore),
+	  __imm_addr(prune_a),
+	  __imm_addr(prune_b)
 	: __clobber_all);
 }
 
@@ -425,30 +436,35 @@ __success __log_level(2) __msg("24: safe")
 __flag(BPF_F_TEST_STATE_FREQ)
 __naked void which_irqsave_safe(void)
 {
-	asm volatile (
-	BRANCH
+	asm volatile (BRANCH
 	LOCK_IRQ(prune_a, -8)
 	"if w0 != 0 goto l_exit_%=;"
 	LOCK(prune_b)
 	"if w0 != 0 goto l_fail_a_irq_%=;"
 	"goto l_meet_%=;"
-"l_second_%=:"
+"l_second_%=:\n"
 	LOCK_IRQ(prune_a, -8)
 	"if w0 != 0 goto l_exit_%=;"
 	LOCK(prune_b)
 	"if w0 != 0 goto l_fail_a_irq_%=;"
-"l_meet_%=:"
+"l_meet_%=:\n"
 	UNLOCK(prune_b)
 	UNLOCK_IRQ(prune_a, -8)
 	"r0 = 0;"
 	"exit;"
-"l_fail_a_irq_%=:"
+"l_fail_a_irq_%=:\n"
 	UNLOCK_IRQ(prune_a, -8)
-"l_exit_%=:"
+"l_exit_%=:\n"
 	"r0 = 0;"
 	"exit;"
 	:
-	: LOCK_IMMS
+	: __imm(bpf_get_prandom_u32),
+	  __imm(bpf_res_spin_lock),
+	  __imm(bpf_res_spin_unlock),
+	  __imm(bpf_res_spin_lock_irqsave),
+	  __imm(bpf_res_spin_unlock_irqrestore),
+	  __imm_addr(prune_a),
+	  __imm_addr(prune_b)
 	: __clobber_all);
 }
 
@@ -466,34 +482,37 @@ __failure __msg("cannot restore irq state out of order")
 __flag(BPF_F_TEST_STATE_FREQ)
 __naked void irq_slots_unsafe(void)
 {
-	asm volatile (
-	BRANCH
+	asm volatile (BRANCH
 	LOCK_IRQ(prune_a, -8)
 	"if w0 != 0 goto l_exit_%=;"
 	LOCK_IRQ(prune_b, -16)
 	"if w0 != 0 goto l_fail_a8_%=;"
 	"goto l_meet_%=;"
-"l_second_%=:"
+"l_second_%=:\n"
 	LOCK_IRQ(prune_a, -16)
 	"if w0 != 0 goto l_exit_%=;"
 	LOCK_IRQ(prune_b, -8)
 	"if w0 != 0 goto l_fail_a16_%=;"
-"l_meet_%=:"
+"l_meet_%=:\n"
 	UNLOCK_IRQ(prune_b, -16)
 	UNLOCK_IRQ(prune_a, -8)
 	"r0 = 0;"
 	"exit;"
-"l_fail_a8_%=:"
+"l_fail_a8_%=:\n"
 	UNLOCK_IRQ(prune_a, -8)
 	"r0 = 0;"
 	"exit;"
-"l_fail_a16_%=:"
+"l_fail_a16_%=:\n"
 	UNLOCK_IRQ(prune_a, -16)
-"l_exit_%=:"
+"l_exit_%=:\n"
 	"r0 = 0;"
 	"exit;"
 	:
-	: LOCK_IMMS
+	: __imm(bpf_get_prandom_u32),
+	  __imm(bpf_res_spin_lock_irqsave),
+	  __imm(bpf_res_spin_unlock_irqrestore),
+	  __imm_addr(prune_a),
+	  __imm_addr(prune_b)
 	: __clobber_all);
 }
 
@@ -507,30 +526,33 @@ __success __log_level(2) __msg("28: safe")
 __flag(BPF_F_TEST_STATE_FREQ)
 __naked void irq_slots_safe(void)
 {
-	asm volatile (
-	BRANCH
+	asm volatile (BRANCH
 	LOCK_IRQ(prune_a, -8)
 	"if w0 != 0 goto l_exit_%=;"
 	LOCK_IRQ(prune_b, -16)
 	"if w0 != 0 goto l_fail_a8_%=;"
 	"goto l_meet_%=;"
-"l_second_%=:"
+"l_second_%=:\n"
 	LOCK_IRQ(prune_a, -8)
 	"if w0 != 0 goto l_exit_%=;"
 	LOCK_IRQ(prune_b, -16)
 	"if w0 != 0 goto l_fail_a8_%=;"
-"l_meet_%=:"
+"l_meet_%=:\n"
 	UNLOCK_IRQ(prune_b, -16)
 	UNLOCK_IRQ(prune_a, -8)
 	"r0 = 0;"
 	"exit;"
-"l_fail_a8_%=:"
+"l_fail_a8_%=:\n"
 	UNLOCK_IRQ(prune_a, -8)
-"l_exit_%=:"
+"l_exit_%=:\n"
 	"r0 = 0;"
 	"exit;"
 	:
-	: LOCK_IMMS
+	: __imm(bpf_get_prandom_u32),
+	  __imm(bpf_res_spin_lock_irqsave),
+	  __imm(bpf_res_spin_unlock_irqrestore),
+	  __imm_addr(prune_a),
+	  __imm_addr(prune_b)
 	: __clobber_all);
 }
 

@@ -2,10 +2,14 @@
 /*
  * Test-only module for the selftests.
  *
- * bpf_rqspin_test_unflagged() is registered WITHOUT KF_SPIN_LOCK. The
+ * bpf_kfunc_call_test4() is registered WITHOUT KF_SPIN_LOCK. The
  * selftests use it to check that the verifier still refuses unflagged module
  * kfuncs inside a bpf_spin_lock-ed region, while accepting the flagged ones
- * of bpf_rqspinlock, and that the kfunc itself works outside the region.
+ * of bpf_rqspinlock, and that the kfunc itself works outside the region. It
+ * stands in for the kfunc of that name of the kernel's bpf_testmod
+ * (tools/testing/selftests/bpf/bpf_testmod/), with its prototype and result:
+ * the kernel's test_progs runs the same programs (kf_spin_lock.c,
+ * res_spin_lock.c) with bpf_testmod loaded, our runner with this module.
  *
  * bpf_rqspin_test_irqs_disabled() carries KF_SPIN_LOCK so that a program can
  * ask inside a critical section whether interrupts are off there, which is
@@ -25,10 +29,12 @@
 
 __bpf_kfunc_start_defs();
 
-/* The +1 lets a test tell a real call from an untouched register. */
-__bpf_kfunc u64 bpf_rqspin_test_unflagged(u64 x)
+/* As bpf_testmod's: the sum lets a test tell a real call from an untouched
+ * register.
+ */
+__bpf_kfunc long bpf_kfunc_call_test4(signed char a, short b, int c, long d)
 {
-	return x + 1;
+	return (long)a + (long)b + (long)c + d;
 }
 
 /* 1 if interrupts are disabled on this CPU, else 0. */
@@ -41,7 +47,7 @@ __bpf_kfunc_end_defs();
 
 /* No KF_SPIN_LOCK on purpose: this is the negative control. */
 BTF_KFUNCS_START(bpf_rqspin_testmod_kfunc_ids)
-BTF_ID_FLAGS(func, bpf_rqspin_test_unflagged)
+BTF_ID_FLAGS(func, bpf_kfunc_call_test4)
 BTF_ID_FLAGS(func, bpf_rqspin_test_irqs_disabled, KF_SPIN_LOCK)
 BTF_KFUNCS_END(bpf_rqspin_testmod_kfunc_ids)
 

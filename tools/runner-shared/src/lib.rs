@@ -2,8 +2,9 @@
 
 //! What bpf-runner (in the guest) and xtask (on the host) share, one
 //! definition for both so that they cannot disagree: the format of the
-//! benchmark's results file and the test-name globs of `TESTS=`/`--filter`
-//! and `tools/config/skips.allow`.
+//! benchmark's results file, the test-name globs of `TESTS=`/`--filter`
+//! and `tools/config/skips.allow`, and where host tests find a kernel tree.
 
 pub mod bench;
 pub mod glob;
+pub mod ktree;

@@ -4,7 +4,8 @@
 //! once the module is back.
 //!
 //! The program is declared the way mainline's programs declare the kfuncs
-//! (weak `__ksym` externs, `bpf_experimental.h`): libbpf cannot resolve them,
+//! (weak `__ksym` externs, as in mainline's `bpf_experimental.h`; ours are in
+//! `selftests/include/bpf_res_spin_lock.h`): libbpf cannot resolve them,
 //! poisons the calls, and rewrites the verifier's complaint about the poisoned
 //! call into "kfunc '...' is referenced but wasn't resolved". A program that
 //! would load anyway, or fail for another reason, fails this test.
