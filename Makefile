@@ -9,6 +9,9 @@
 KDIR	?=
 ARCH	?= x86_64
 TESTS	?=
+# The subject prefix of a newly written series ([$(SUBJECT_PREFIX) n/m]);
+# empty keeps the committed one (default "RFC PATCH 6.12").
+SUBJECT_PREFIX ?=
 
 CARGO	?= cargo
 TOOLS	:= $(CURDIR)/tools
@@ -17,7 +20,7 @@ KARGS	:= --arch $(ARCH) $(if $(KDIR),--kdir $(KDIR))
 
 export TESTS
 
-.PHONY: module deps kernel selftests vmtest vmtest-arm64 vmbench vmshell report series test \
+.PHONY: module deps kernel selftests vmtest vmtest-arm64 vmbench vmshell report series series-check test \
 	unit-test loom bench mutants results results-check summary help clean
 
 ## module: build rust/ out of tree against KDIR (default: the pipeline's x86_64 kernel)
@@ -56,9 +59,13 @@ mutants: deps
 report:
 	$(XTASK) report --arch $(ARCH)
 
-## series: write the tested series to out/series/ for git send-email
+## series: write the whole series to patches/ as you (git user.name/email), signed off
 series: deps
-	$(XTASK) series $(KARGS)
+	$(XTASK) series $(if $(SUBJECT_PREFIX),--subject-prefix "$(SUBJECT_PREFIX)")
+
+## series-check: patches/ is what the sources make; checkpatch, send-email, every prefix builds
+series-check: deps
+	$(XTASK) series-check
 
 ## unit-test: host-side tests of every crate (tools, runner, lock algorithm)
 unit-test: deps
@@ -90,8 +97,8 @@ results-check:
 summary:
 	@$(XTASK) summary $(if $(SINCE),--since $(SINCE)) $(if $(STATUS),--status $(STATUS))
 
-## test: everything CI runs: vmtest (x86_64, arm64), unit-test, loom, mutants, results-check
-test: deps vmtest vmtest-arm64 unit-test loom mutants results-check
+## test: everything CI runs: vmtest (x86_64, arm64), unit-test, loom, mutants, series-check, results-check
+test: deps vmtest vmtest-arm64 unit-test loom mutants series-check results-check
 
 ## clean: remove out/ and the module's in-place build products
 clean:
@@ -108,7 +115,8 @@ help:
 	@echo "                for module: a configured and built tree with CONFIG_RUST and BTF)"
 	@echo "  ARCH=x86_64   or arm64"
 	@echo "  TESTS=glob,.. run only matching selftests, e.g. TESTS='kf_spin_lock/*'"
-	@echo "  NOPATCHES=1   build without patches/ (stock verifier), separate build dir"
+	@echo "  NOPATCHES=1   build without the verifier patches (stock verifier), separate build dir"
+	@echo "  SUBJECT_PREFIX='RFC PATCH 6.12'   make series: the subject prefix"
 	@echo "  VMTEST_KVM=auto|yes|no   KVM is used only where a probe boot works (auto)"
 	@echo "  VMTEST_TIMEOUT=SECONDS   deadline for the whole guest run"
 	@echo "  RQSPIN_CACHE=DIR         build cache (default ~/.cache/rqspin-bpf)"

@@ -4,9 +4,10 @@
  *
  * rqspin_rs_*: implemented in Rust (rqspinlock_rs.rs), called by the kfunc
  * wrappers with this CPU's per-CPU state and id (raw_cpu_ptr() and
- * raw_smp_processor_id(), inline in C). rqspin_c_*: implemented in C (rqspinlock_kfuncs.c) for kernel
- * macros and inlines that Rust cannot call, declared again on the Rust side
- * in its `ffi` module.
+ * raw_smp_processor_id(), inline in C). rqspin_c_*: implemented in C
+ * (rqspinlock_kfuncs.c) for kernel macros and inlines that Rust cannot
+ * call. The Rust side sees all of them through bindgen (this header is in
+ * rust/bindings/bindings_helper.h), so the two halves cannot disagree.
  */
 #ifndef _BPF_RQSPINLOCK_GLUE_H
 #define _BPF_RQSPINLOCK_GLUE_H

@@ -42,7 +42,6 @@ use rqspinlock::{CpuState, LockError, Platform, RqSpinLock, ThisCpu};
 module! {
     type: RqSpinLockModule,
     name: "bpf_rqspinlock",
-    author: "rqspin-bpf developers",
     description: "Resilient queued spin lock and lock-safe kfuncs for BPF",
     license: "GPL",
 }

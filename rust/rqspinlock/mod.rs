@@ -13,15 +13,36 @@
 //! The algorithm is upstream's `kernel/bpf/rqspinlock.c` in its latest form
 //! (Linux 6.15 plus every later fix through 6.19), by Kumar Kartikeya
 //! Dwivedi and Alexei Starovoitov, on top of the qspinlock of Waiman Long
-//! and Peter Zijlstra. Where it differs, and why:
+//! and Peter Zijlstra. That file carries these notices, which apply to the
+//! algorithm this code follows:
 //!
-//! | here | upstream | why |
-//! |---|---|---|
-//! | every access to the word is 32 bits wide | byte and halfword stores and exchanges | Rust defines no mixed-size atomics on one location; this is qspinlock's own `_Q_PENDING_BITS != 8` shape (`word`) |
-//! | unlock and `set_locked()` are atomic read-modify-writes | byte stores | a 32-bit store would overwrite a concurrent tail or pending update (`word`) |
-//! | unlock removes the lock's own held-table entry, wherever it is | clears the top entry | Rust callers may drop guards out of order; LIFO unlocks take the same path as upstream (`held`) |
-//! | the AA check past [`NR_HELD`] locks checks every stored entry | skips the last slot | the attempt itself is not stored then; runtime test `res_lock_held_overflow` (slot 30) |
-//! | `xchg_tail()`, `next` and the ABBA check's read of a remote count are acquire/release | relaxed, ordered by address dependencies | the Rust memory model has no consume ordering |
+//! ```text
+//! (C) Copyright 2013-2015 Hewlett-Packard Development Company, L.P.
+//! (C) Copyright 2013-2014,2018 Red Hat, Inc.
+//! (C) Copyright 2015 Intel Corp.
+//! (C) Copyright 2015 Hewlett-Packard Enterprise Development LP
+//! (C) Copyright 2024-2025 Meta Platforms, Inc. and affiliates.
+//! Authors: Waiman Long, Peter Zijlstra, Kumar Kartikeya Dwivedi
+//! ```
+//!
+//! Where it differs, and why:
+//!
+//! - **Every access to the word is 32 bits wide** (upstream: byte and
+//!   halfword stores and exchanges). Rust defines no mixed-size atomics on
+//!   one location; this is qspinlock's own `_Q_PENDING_BITS != 8` shape
+//!   (`word`).
+//! - **Unlock and `set_locked()` are atomic read-modify-writes** (upstream:
+//!   byte stores). A 32-bit store would overwrite a concurrent tail or
+//!   pending update (`word`).
+//! - **Unlock removes the lock's own held-table entry, wherever it is**
+//!   (upstream: clears the top entry). Rust callers may drop guards out of
+//!   order; LIFO unlocks take the same path as upstream (`held`).
+//! - **The AA check past [`NR_HELD`] locks checks every stored entry**
+//!   (upstream: skips the last slot). The attempt itself is not stored
+//!   then; runtime test `res_lock_held_overflow` (slot 30).
+//! - **`xchg_tail()`, `next` and the ABBA check's read of a remote count
+//!   are acquire/release** (upstream: relaxed, ordered by address
+//!   dependencies). The Rust memory model has no consume ordering.
 //!
 //! The source uses only `core` (no allocation, no `kernel` crate): the
 //! crate that includes it provides a module `rqspinlock_sync` next to it,

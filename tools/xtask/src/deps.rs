@@ -47,6 +47,13 @@ const APT_PACKAGES: &[&str] = &[
     // that the cross-built runner starts before an emulated boot.
     "gcc-aarch64-linux-gnu",
     "qemu-user-static",
+    // make series-check: checkpatch.pl --codespell reads codespell's
+    // dictionary and runs spdxcheck.py (ply, GitPython); git send-email mails the
+    // series to a local stub server.
+    "codespell",
+    "python3-ply",
+    "python3-git",
+    "git-email",
 ];
 
 /// QEMU from bookworm conflicts with the preinstalled backported `qemu-utils`

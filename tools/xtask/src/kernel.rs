@@ -64,7 +64,8 @@ fn module_build(obj: &Path) -> ModuleBuild {
 pub struct Options<'a> {
     pub arch: Arch,
     pub kdir: Option<&'a Path>,
-    /// Build without `patches/` (the module is still added).
+    /// Build without the verifier patches (the module and the selftests are
+    /// still added).
     pub skip_patches: bool,
 }
 

@@ -3,17 +3,23 @@
 //! with virtme-ng and reports what the selftests said.
 
 mod arch;
+mod author;
+mod bisect;
 mod cross;
 mod debs;
 mod deps;
 mod guest;
+mod intree;
 mod kconfig;
 mod kernel;
 mod key;
 mod kvm;
 mod lock;
+mod mailcheck;
+mod maintainers;
 mod module;
 mod mutants;
+mod patchset;
 mod paths;
 mod provenance;
 mod report;
@@ -22,6 +28,7 @@ mod rootfs;
 mod run;
 mod selftests;
 mod series;
+mod seriescheck;
 mod skips;
 mod source;
 mod splat;
@@ -58,7 +65,7 @@ struct KernelArgs {
     /// (copied into the cache; never modified).
     #[arg(long, env = "KDIR")]
     kdir: Option<PathBuf>,
-    /// Build without patches/ (shows what the stock verifier does).
+    /// Build without the verifier patches (shows what the stock verifier does).
     #[arg(long, env = "NOPATCHES")]
     no_patches: bool,
 }
@@ -90,8 +97,15 @@ enum Cmd {
     },
     /// Build verifier mutants and show that the pruning suite kills each.
     Mutants(KernelArgs),
-    /// Write the mailable series (git format-patch) to out/series/.
-    Series(KernelArgs),
+    /// Write the whole series to patches/ as the user (git identity), signed off.
+    Series {
+        /// The subject prefix of a newly written series ("[PREFIX n/m]");
+        /// default: the committed one, else "RFC PATCH 6.12".
+        #[arg(long)]
+        subject_prefix: Option<String>,
+    },
+    /// Check patches/: up to date, checkpatch, send-email, every prefix builds.
+    SeriesCheck,
     /// Write docs/results.md from the result files under out/.
     Results {
         /// Write nothing; fail if docs/results.md does not describe the
@@ -152,7 +166,11 @@ fn real_main() -> Result<()> {
         }
         Cmd::Vmshell(k) => run::vmshell(&sh, &paths, &opts(&k)),
         Cmd::Report { arch } => run::print_report(&paths, arch),
-        Cmd::Series(k) => run::series(&sh, &paths, &opts(&k)),
+        Cmd::Series { subject_prefix } => patchset::write(&sh, &paths, subject_prefix.as_deref()),
+        Cmd::SeriesCheck => {
+            let code = seriescheck::run(&sh, &paths)?;
+            std::process::exit(code)
+        }
         Cmd::Results { check: false } => results::write(&paths),
         Cmd::Results { check: true } => results::check(&paths),
         Cmd::Mutants(k) => {

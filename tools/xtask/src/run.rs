@@ -1,12 +1,12 @@
-//! `vmtest`, `vmshell`, `report` and `series`: what the make targets run.
+//! `vmtest`, `vmshell` and `report`: what the make targets run.
 
 use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use xshell::{cmd, Shell};
+use xshell::Shell;
 
-use crate::kernel::{self, Built, Options};
+use crate::kernel::{self, Options};
 use crate::paths::Paths;
 use crate::report::{self, Report, TestResult};
 use crate::selftests::{self, Selftests};
@@ -305,39 +305,6 @@ pub fn print_report(paths: &Paths, arch: Arch) -> Result<()> {
     println!(
         "{} passed, {} failed, {} skipped",
         v["passed"], v["failed"], v["skipped"]
-    );
-    Ok(())
-}
-
-/// `git format-patch` of the tested series, with the cover letter from
-/// `patches/cover-letter.txt` (first line: subject; the rest: body). The
-/// patches carry no sign-off: it comes from whoever runs this (`--signoff`,
-/// their git identity).
-pub fn series(sh: &Shell, paths: &Paths, opts: &Options) -> Result<()> {
-    let built: Built = kernel::build(sh, paths, opts)?;
-    let dest = paths.out.join("series");
-    let _ = std::fs::remove_dir_all(&dest);
-    let src = &built.src;
-    let range = format!("{}..series", crate::series::BASE);
-    cmd!(
-        sh,
-        "git -C {src} format-patch -q --signoff --cover-letter -o {dest} {range}"
-    )
-    .run()?;
-    let cover_src = paths.repo.join("patches/cover-letter.txt");
-    let text = std::fs::read_to_string(&cover_src)
-        .with_context(|| format!("reading {}", cover_src.display()))?;
-    let (subject, body) = text.split_once('\n').unwrap_or((&text, ""));
-    let cover = dest.join("0000-cover-letter.patch");
-    let letter = std::fs::read_to_string(&cover)?
-        .replace("*** SUBJECT HERE ***", subject.trim())
-        .replace("*** BLURB HERE ***", body.trim());
-    std::fs::write(&cover, letter)?;
-    println!(
-        "series written to {}; check it with scripts/checkpatch.pl --strict, then send with:\n  \
-         git send-email --to bpf@vger.kernel.org {}/*.patch",
-        dest.display(),
-        dest.display()
     );
     Ok(())
 }

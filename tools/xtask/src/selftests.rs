@@ -7,6 +7,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 use crate::arch::Arch;
+use crate::intree;
 use crate::kernel::{self, Built};
 use crate::paths::Paths;
 use crate::stage::{run_logged, Stage};
@@ -59,6 +60,9 @@ fn has_res_lock_api(src: &Path) -> bool {
         .is_ok_and(|h| h.contains("#define KF_RES_SPIN_LOCK_API"))
 }
 
+/// Our objects: those in [`intree::INTREE_OBJECTS`] from the kernel tree,
+/// where the series' selftests patch put them (see [`intree`]), the others
+/// from `selftests/progs`. Each becomes `<stem>.bpf.o` either way.
 fn build_bpf_objects(paths: &Paths, kernel: &Built, objs: &Path, log: &Path) -> Result<usize> {
     let progs = paths.repo.join("selftests/progs");
     let mut sources: Vec<PathBuf> = std::fs::read_dir(&progs)
@@ -67,8 +71,15 @@ fn build_bpf_objects(paths: &Paths, kernel: &Built, objs: &Path, log: &Path) -> 
         .filter(|p| p.extension().is_some_and(|e| e == "c"))
         .collect();
     sources.sort();
+    if sources.is_empty() {
+        bail!("no BPF programs in {}", progs.display());
+    }
+    let mut n = 0;
     for c in &sources {
         let stem = c.file_stem().unwrap().to_string_lossy();
+        if intree::INTREE_OBJECTS.contains(&stem.as_ref()) {
+            continue;
+        }
         compile_bpf(
             paths,
             kernel,
@@ -77,11 +88,9 @@ fn build_bpf_objects(paths: &Paths, kernel: &Built, objs: &Path, log: &Path) -> 
             &objs.join(format!("{stem}.bpf.o")),
             log,
         )?;
+        n += 1;
     }
-    if sources.is_empty() {
-        bail!("no BPF programs in {}", progs.display());
-    }
-    Ok(sources.len())
+    Ok(n + intree::build_objects(paths, kernel, objs, log)?)
 }
 
 /// Builds `selftests/testmod` out of tree (`M=`) against the built kernel,

@@ -1,7 +1,18 @@
-//! Puts our series on top of the base tree: every file in `patches/` with
-//! `git am`, then the module (`rust/` + `Kconfig`) as a commit that adds it
-//! under `kernel/bpf/rqspinlock_rs/`. What is built and tested is therefore
-//! exactly what `git format-patch base..series` mails.
+//! Puts our series on top of the base tree, as the commits that
+//! `make series` mails:
+//!
+//! 1. the verifier and BTF patches: the files of `patches/` that touch
+//!    nothing the generated commits own (they are edited as patches);
+//! 2. the module: `rust/`, `Kconfig` and the kbuild hooks under
+//!    `kernel/bpf/rqspinlock_rs/`, with its MAINTAINERS entry
+//!    (message: `rust/series-commit.txt`);
+//! 3. the selftests in the kernel's layout (`crate::intree`), which are the
+//!    files the runner builds its verifier tests from
+//!    (message: `selftests/series-commit.txt`).
+//!
+//! Every commit has one author and date ([`Author`]); a source patch's own
+//! `From:`, `Date:` and `Signed-off-by:` lines are not kept, because the
+//! series is signed off by whoever writes it out.
 //!
 //! Re-applying rewrites files; to keep rebuilds incremental, files whose
 //! contents did not change get their old modification times back.
@@ -13,6 +24,7 @@ use std::time::SystemTime;
 use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
+use crate::author::Author;
 use crate::key::{self, Key};
 use crate::paths::Paths;
 use crate::stage::Stage;
@@ -23,18 +35,58 @@ pub const MODULE_DIR: &str = "kernel/bpf/rqspinlock_rs";
 pub const BASE: &str = "refs/tags/base";
 /// The commit message of the module's commit.
 const MODULE_MSG: &str = "rust/series-commit.txt";
+/// The commit message of the selftests' commit.
+const SELFTESTS_MSG: &str = "selftests/series-commit.txt";
+/// The MAINTAINERS entry the module's commit adds (`@AUTHOR@` is the author).
+const MAINTAINERS_ENTRY: &str = "tools/series/maintainers.txt";
 /// What bindgen reads for the `kernel` crate's `bindings`: the module's C
 /// half is declared there, so the Rust half calls it through prototypes
 /// generated from the C header instead of hand-written ones that can drift.
 const BINDINGS_HELPER: &str = "rust/bindings/bindings_helper.h";
+/// The cover letter in `patches/`, which is not a patch to apply.
+pub const COVER_LETTER: &str = "0000-cover-letter.patch";
+/// Paths the generated commits own. A file of `patches/` that touches one
+/// of them is written by `make series`, not a source.
+const GENERATED: &[&str] = &[MODULE_DIR, crate::intree::SELFTESTS, "MAINTAINERS"];
 
-/// The patch files, sorted.
+/// Every patch file of `patches/`, sorted, without the cover letter.
 pub fn patch_files(paths: &Paths) -> Result<Vec<PathBuf>> {
-    let mut out: Vec<PathBuf> = std::fs::read_dir(paths.repo.join("patches"))?
+    let dir = paths.repo.join("patches");
+    let mut out: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .with_context(|| format!("listing {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e == "patch"))
+        .filter(|p| !p.ends_with(COVER_LETTER))
         .collect();
     out.sort();
+    Ok(out)
+}
+
+/// The files a patch changes (its `diff --git a/... b/...` lines).
+fn touched(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("diff --git a/"))
+        .filter_map(|l| l.split_once(" b/").map(|(a, _)| a))
+        .collect()
+}
+
+/// Whether a patch is one that `make series` writes from other sources.
+fn is_generated(text: &str) -> bool {
+    touched(text)
+        .iter()
+        .any(|f| GENERATED.iter().any(|g| f.starts_with(g)))
+}
+
+/// The patches of `patches/` that are sources: the verifier and BTF ones.
+pub fn source_patches(paths: &Paths) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in patch_files(paths)? {
+        let text =
+            std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+        if !is_generated(&text) {
+            out.push(p);
+        }
+    }
     Ok(out)
 }
 
@@ -46,27 +98,46 @@ fn is_module_source(p: &Path) -> bool {
 }
 
 /// The key of everything the series consists of.
-pub fn key(paths: &Paths, skip_patches: bool) -> Result<String> {
-    let mut k = Key::new("series");
+pub fn key(paths: &Paths, skip_patches: bool, author: &Author) -> Result<String> {
+    let mut k = Key::new("series-v2");
+    // The author is in the tree (MAINTAINERS); the date is only in the
+    // commits, and a new date alone rebuilds nothing.
+    k.str(&author.ident());
     if skip_patches {
         k.str("no-patches");
     } else {
-        for p in patch_files(paths)? {
+        for p in source_patches(paths)? {
             k.file(&p)?;
         }
     }
     k.tree(&paths.repo.join("rust"), &is_module_source)?;
-    k.file(&paths.repo.join("Kconfig"))?;
-    k.file(&paths.repo.join(MODULE_MSG))?;
+    k.tree(&paths.repo.join("selftests"), &|_| true)?;
+    for f in ["Kconfig", MODULE_MSG, SELFTESTS_MSG, MAINTAINERS_ENTRY] {
+        k.file(&paths.repo.join(f))?;
+    }
     Ok(k.hex())
 }
 
+/// Who the build trees' commits are by: the author of the committed series,
+/// else the user's git identity. Build trees are never mailed; this only
+/// keeps their commits identical to the ones `make series` writes.
+pub fn build_author(sh: &Shell, paths: &Paths) -> Result<Author> {
+    if let Some(first) = patch_files(paths)?.first() {
+        if let Some(a) = Author::from_patch(first)? {
+            return Ok(a);
+        }
+    }
+    Author::from_git_config(sh).context("patches/ names no author to commit the series as")
+}
+
 /// Applies the series to `src` unless it is already there. With
-/// `skip_patches` only the module is added (to show what the stock verifier
-/// does with our programs).
+/// `skip_patches` the verifier patches are left out (to show what the stock
+/// verifier does with our programs); the module and the selftests are
+/// still added.
 pub fn apply(sh: &Shell, paths: &Paths, src: &Path, skip_patches: bool) -> Result<String> {
     let stage = Stage::start("series");
-    let key = key(paths, skip_patches)?;
+    let author = build_author(sh, paths)?;
+    let key = key(paths, skip_patches, &author)?;
     // In a worktree .git is a file; keep the stamp next to the tree instead.
     let stamp = src.with_extension("series-key");
     if key::read_stamp(&stamp).as_deref() == Some(key.as_str()) {
@@ -86,60 +157,13 @@ pub fn apply(sh: &Shell, paths: &Paths, src: &Path, skip_patches: bool) -> Resul
         })
         .collect();
 
-    let _ = cmd!(sh, "git am --abort")
-        .quiet()
-        .ignore_stderr()
-        .ignore_status()
-        .run();
     // Branch names are shared between worktrees: one branch per flavour.
     let branch = if skip_patches {
         "series-nopatches"
     } else {
         "series"
     };
-    cmd!(sh, "git checkout -q -f -B {branch} {BASE}").run()?;
-    let ident = [
-        "-c",
-        "user.name=rqspin-bpf developers",
-        "-c",
-        "user.email=dev@rqspin-bpf.invalid",
-    ];
-    let mut applied = 0;
-    if !skip_patches {
-        for patch in patch_files(paths)? {
-            let name = patch
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .to_string();
-            let out = cmd!(sh, "git {ident...} am -q --3way {patch}")
-                .quiet()
-                .ignore_status()
-                .output()?;
-            if !out.status.success() {
-                let _ = cmd!(sh, "git am --abort")
-                    .quiet()
-                    .ignore_stderr()
-                    .ignore_status()
-                    .run();
-                bail!(
-                    "patch {name} does not apply to {}:\n{}{}",
-                    src.display(),
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
-            applied += 1;
-        }
-    }
-    install_module(sh, paths, src)?;
-    let msg = paths.repo.join(MODULE_MSG);
-    cmd!(
-        sh,
-        "git add -f -A {MODULE_DIR} kernel/bpf/Kconfig kernel/bpf/Makefile {BINDINGS_HELPER}"
-    )
-    .run()?;
-    cmd!(sh, "git {ident...} commit -q -F {msg}").run()?;
+    let commits = commit_series(sh, paths, src, branch, &author, skip_patches)?;
 
     // Files that ended up with the same contents as before get their old
     // mtime back, so make does not rebuild what did not change.
@@ -157,10 +181,122 @@ pub fn apply(sh: &Shell, paths: &Paths, src: &Path, skip_patches: bool) -> Resul
     }
     key::write_stamp(&stamp, &key)?;
     stage.done(format!(
-        "{applied} patch(es) + module applied, {} file(s) changed, {kept} kept their mtime (key {key})",
+        "{commits} commit(s) applied, {} file(s) changed, {kept} kept their mtime (key {key})",
         really_changed.len()
     ));
     Ok(key)
+}
+
+/// Makes `branch` in `src` the base plus the series' commits, by `author`.
+/// Returns the number of commits.
+pub fn commit_series(
+    sh: &Shell,
+    paths: &Paths,
+    src: &Path,
+    branch: &str,
+    author: &Author,
+    skip_patches: bool,
+) -> Result<usize> {
+    let _dir = sh.push_dir(src);
+    let _ = cmd!(sh, "git am --abort")
+        .quiet()
+        .ignore_stderr()
+        .ignore_status()
+        .run();
+    cmd!(sh, "git checkout -q -f -B {branch} {BASE}")
+        .quiet()
+        .run()?;
+    let mut commits = 0;
+    if !skip_patches {
+        for patch in source_patches(paths)? {
+            commit_patch(sh, src, &patch, author)?;
+            commits += 1;
+        }
+    }
+    install_module(paths, src, author)?;
+    cmd!(
+        sh,
+        "git add -f -A {MODULE_DIR} kernel/bpf/Kconfig kernel/bpf/Makefile {BINDINGS_HELPER} MAINTAINERS"
+    )
+    .quiet()
+    .run()?;
+    commit(sh, &message_file(paths, MODULE_MSG)?, author)?;
+    let added = install_selftests(sh, paths, src)?;
+    let entry = message_file(paths, MAINTAINERS_ENTRY)?;
+    let title = entry.lines().next().unwrap_or_default();
+    let file = src.join("MAINTAINERS");
+    let text =
+        std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+    std::fs::write(&file, crate::maintainers::add_files(&text, title, &added)?)?;
+    cmd!(sh, "git add -f -A {GENERATED...}").quiet().run()?;
+    commit(sh, &message_file(paths, SELFTESTS_MSG)?, author)?;
+    Ok(commits + 2)
+}
+
+fn message_file(paths: &Paths, rel: &str) -> Result<String> {
+    let path = paths.repo.join(rel);
+    std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// Commits the index with `message` as `author`.
+fn commit(sh: &Shell, message: &str, author: &Author) -> Result<()> {
+    let mut c = cmd!(sh, "git commit -q --allow-empty-message --no-verify -F -").stdin(message);
+    for (k, v) in author.git_env() {
+        c = c.env(k, v);
+    }
+    c.quiet().run().context("committing")?;
+    Ok(())
+}
+
+/// Applies one source patch and commits it with its message, minus the
+/// identity of whoever wrote the file out last (`Signed-off-by:`).
+fn commit_patch(sh: &Shell, src: &Path, patch: &Path, author: &Author) -> Result<()> {
+    let name = patch.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = src.join(".git").join("rqspin-mailinfo");
+    let tmp = if tmp.parent().is_some_and(|p| p.is_dir()) {
+        tmp
+    } else {
+        // A worktree: .git is a file.
+        src.with_extension("mailinfo")
+    };
+    std::fs::create_dir_all(&tmp)?;
+    let (msg, diff) = (tmp.join("msg"), tmp.join("diff"));
+    let mbox = std::fs::read_to_string(patch)?;
+    let info = cmd!(sh, "git mailinfo {msg} {diff}")
+        .stdin(&mbox)
+        .quiet()
+        .read()
+        .with_context(|| format!("reading {name} with git mailinfo"))?;
+    let subject = info
+        .lines()
+        .find_map(|l| l.strip_prefix("Subject: "))
+        .with_context(|| format!("{name} has no Subject"))?;
+    let body = std::fs::read_to_string(&msg)?;
+    let out = cmd!(sh, "git apply --index {diff}")
+        .quiet()
+        .ignore_status()
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "patch {name} does not apply to {}:\n{}",
+            src.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    commit(
+        sh,
+        &format!("{subject}\n\n{}", strip_signoffs(&body)),
+        author,
+    )
+}
+
+/// The message without `Signed-off-by:` trailers.
+fn strip_signoffs(body: &str) -> String {
+    let kept: Vec<&str> = body
+        .lines()
+        .filter(|l| !l.starts_with("Signed-off-by:"))
+        .collect();
+    kept.join("\n").trim_end().to_string() + "\n"
 }
 
 fn changed_files(sh: &Shell, from: &str, to: &str) -> Result<Vec<String>> {
@@ -170,9 +306,9 @@ fn changed_files(sh: &Shell, from: &str, to: &str) -> Result<Vec<String>> {
     Ok(out.lines().map(str::to_string).collect())
 }
 
-/// Copies the module into `MODULE_DIR` and hooks it into kbuild and into
-/// the `kernel` crate's bindings.
-fn install_module(sh: &Shell, paths: &Paths, src: &Path) -> Result<()> {
+/// Copies the module into `MODULE_DIR`, hooks it into kbuild and into the
+/// `kernel` crate's bindings, and adds its MAINTAINERS entry.
+fn install_module(paths: &Paths, src: &Path, author: &Author) -> Result<()> {
     let from = paths.repo.join("rust");
     let to = src.join(MODULE_DIR);
     let _ = std::fs::remove_dir_all(&to);
@@ -201,8 +337,40 @@ fn install_module(sh: &Shell, paths: &Paths, src: &Path) -> Result<()> {
         &format!("#include \"../../{MODULE_DIR}/rqspinlock_glue.h\""),
         Some("/* `bindgen` gets confused"),
     )?;
-    let _ = sh;
+    let entry = message_file(paths, MAINTAINERS_ENTRY)?.replace("@AUTHOR@", &author.ident());
+    let file = src.join("MAINTAINERS");
+    let text =
+        std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+    std::fs::write(&file, crate::maintainers::add_entry(&text, &entry)?)?;
     Ok(())
+}
+
+/// Writes the selftests' files into the tree; returns the ones that are new
+/// (the base tree does not have them).
+fn install_selftests(sh: &Shell, paths: &Paths, src: &Path) -> Result<Vec<String>> {
+    let base = |path: &str| -> Result<Option<String>> {
+        let spec = format!("{BASE}:{path}");
+        let out = cmd!(sh, "git show {spec}")
+            .quiet()
+            .ignore_status()
+            .ignore_stderr()
+            .output()?;
+        Ok(out
+            .status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned()))
+    };
+    let mut added = Vec::new();
+    for f in crate::intree::selftest_files(&paths.repo, &base)? {
+        if base(&f.path)?.is_none() {
+            added.push(f.path.clone());
+        }
+        let dest = src.join(&f.path);
+        std::fs::create_dir_all(dest.parent().unwrap())?;
+        std::fs::write(&dest, &f.contents)
+            .with_context(|| format!("writing {}", dest.display()))?;
+    }
+    Ok(added)
 }
 
 /// Adds `line` to `file` unless present: before the last line that starts
@@ -220,4 +388,28 @@ fn append_once(file: &Path, line: &str, before: Option<&str>) -> Result<()> {
     }
     std::fs::write(file, lines.join("\n") + "\n")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{is_generated, strip_signoffs};
+
+    /// A patch is a source unless it touches what make series writes.
+    #[test]
+    fn generated_patches_are_known_by_their_files() {
+        let verifier = "diff --git a/kernel/bpf/verifier.c b/kernel/bpf/verifier.c\n";
+        let module = "diff --git a/MAINTAINERS b/MAINTAINERS\n\
+                      diff --git a/kernel/bpf/rqspinlock_rs/Kbuild b/kernel/bpf/rqspinlock_rs/Kbuild\n";
+        let tests = "diff --git a/tools/testing/selftests/bpf/config b/tools/testing/selftests/bpf/config\n";
+        assert!(!is_generated(verifier));
+        assert!(is_generated(module));
+        assert!(is_generated(tests));
+    }
+
+    /// Whoever writes the series signs it off; an old sign-off goes.
+    #[test]
+    fn signoffs_are_dropped() {
+        let body = "Why.\n\nLink: https://x/\nSigned-off-by: A <a@x>\n";
+        assert_eq!(strip_signoffs(body), "Why.\n\nLink: https://x/\n");
+    }
 }

@@ -81,6 +81,7 @@ pub fn prepare(sh: &Shell, paths: &Paths, kdir: Option<&Path>) -> Result<PathBuf
         None => (from_tarball(sh, paths)?, DEBIAN_TARBALL.to_string()),
     };
     let v = require_6_12(&src)?;
+    reproducible_base(sh, &src)?;
     stage.done(format!(
         "Linux {}.{}.{} from {origin} at {}",
         v.0,
@@ -189,18 +190,67 @@ fn has_base(src: &Path) -> bool {
     src.join(".git/refs/tags/base").exists()
 }
 
+/// Who "authored" the base commit: not a person, the import itself.
+const BASE_AUTHOR: &str = "base tree import";
+
+/// Makes the base tree one commit, tagged `base`. The commit must be the
+/// same on every machine that imports the same tarball, because the mailed
+/// series names it (`base-commit:`) and `make series-check` regenerates the
+/// series elsewhere: so no person's identity and no wall-clock date, but
+/// the tree's own date (its top-level Makefile's mtime, from the tarball).
 fn init_git(sh: &Shell, src: &Path, msg: &str) -> Result<()> {
     let _dir = sh.push_dir(src);
     cmd!(sh, "git init -q -b upstream").run()?;
     // Debian's tarball ships a .gitignore that ignores everything at the top
     // level ("/*"), so the pristine tree must be added with -f.
     cmd!(sh, "git add -A -f").quiet().ignore_stdout().run()?;
-    cmd!(
+    let tree = cmd!(sh, "git write-tree").quiet().read()?;
+    let commit = base_commit(sh, src, &tree, msg)?;
+    cmd!(sh, "git update-ref refs/heads/upstream {commit}").run()?;
+    cmd!(sh, "git tag base {commit}").run()?;
+    Ok(())
+}
+
+fn base_commit(sh: &Shell, src: &Path, tree: &str, msg: &str) -> Result<String> {
+    let mtime = std::fs::metadata(src.join("Makefile"))?
+        .modified()?
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    let date = format!("@{mtime} +0000");
+    let commit = cmd!(
         sh,
-        "git -c user.name=base -c user.email=base@invalid commit -q -m {msg}"
+        "git -c user.name={BASE_AUTHOR} -c user.email= commit-tree {tree} -m {msg}"
     )
-    .run()?;
-    cmd!(sh, "git tag base").run()?;
+    .env("GIT_AUTHOR_DATE", &date)
+    .env("GIT_COMMITTER_DATE", &date)
+    .quiet()
+    .read()
+    .context("committing the base tree")?;
+    Ok(commit)
+}
+
+/// Caches made before the base commit was reproducible carry a commit by an
+/// invented identity with the import's wall-clock date: re-create it (same
+/// tree, so nothing in the work tree changes).
+fn reproducible_base(sh: &Shell, src: &Path) -> Result<()> {
+    let _dir = sh.push_dir(src);
+    let author = cmd!(sh, "git log -1 --format=%an refs/tags/base")
+        .quiet()
+        .read()?;
+    if author == BASE_AUTHOR {
+        return Ok(());
+    }
+    let spec = "refs/tags/base^{tree}";
+    let tree = cmd!(sh, "git rev-parse {spec}").quiet().read()?;
+    let msg = cmd!(sh, "git log -1 --format=%B refs/tags/base")
+        .quiet()
+        .read()?;
+    let commit = base_commit(sh, src, &tree, msg.trim())?;
+    cmd!(sh, "git tag -f base {commit}")
+        .quiet()
+        .ignore_stdout()
+        .run()?;
+    println!("    base commit re-created reproducibly: {commit}");
     Ok(())
 }
 

@@ -23,6 +23,7 @@ fn files() -> Vec<(String, Kind)> {
         .iter()
         .map(|arch| (Source::report(arch.name()).path, Kind::Report))
         .chain(std::iter::once((Source::mutants().path, Kind::Mutants)))
+        .chain(std::iter::once((Source::series().path, Kind::Report)))
         .collect()
 }
 

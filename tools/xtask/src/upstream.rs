@@ -83,7 +83,7 @@ pub fn build_objects(paths: &Paths, kernel: &Built, objs: &Path, log: &Path) -> 
 }
 
 /// `vmlinux.h` of the built kernel, for the CO-RE style upstream programs.
-fn vmlinux_h(kernel: &Built, out: &Path) -> Result<()> {
+pub(crate) fn vmlinux_h(kernel: &Built, out: &Path) -> Result<()> {
     let vmlinux = kernel.obj.join("vmlinux");
     let output = Command::new("bpftool")
         .args(["btf", "dump", "file"])
@@ -257,7 +257,7 @@ fn strip_msg_counter(tag: &str) -> String {
 
 /// Decl tags on whole functions (`component_idx == -1`) by function name,
 /// from `bpftool -j btf dump`.
-fn func_tags(dump: &serde_json::Value) -> Result<BTreeMap<String, Vec<String>>> {
+pub(crate) fn func_tags(dump: &serde_json::Value) -> Result<BTreeMap<String, Vec<String>>> {
     let types = dump["types"]
         .as_array()
         .context("bpftool JSON without 'types'")?;

@@ -55,6 +55,13 @@ impl Source {
         }
     }
 
+    pub fn series() -> Source {
+        Source {
+            path: "out/series/report.json".into(),
+            target: "make series-check".into(),
+        }
+    }
+
     pub fn host_bench() -> Source {
         Source {
             path: "out/bench/host.json".into(),
@@ -99,6 +106,17 @@ impl ArchReport {
             self.passed, self.failed, self.skipped
         )
     }
+}
+
+/// `out/series/report.json` (see seriescheck.rs).
+#[derive(Clone, Debug, Deserialize)]
+pub struct SeriesReport {
+    pub author: String,
+    pub prefix: String,
+    pub files: usize,
+    pub tests: Vec<TestResult>,
+    pub passed: usize,
+    pub failed: usize,
 }
 
 /// `out/<arch>/mutants/mutants.json` (see mutants.rs `report_results`).
@@ -180,6 +198,7 @@ pub struct Inputs {
     /// Every architecture the pipeline knows, in its order.
     pub arches: Vec<ArchInputs>,
     pub mutants: Option<Loaded<Mutants>>,
+    pub series: Option<Loaded<SeriesReport>>,
     pub host_bench: Option<Loaded<HostBench>>,
 }
 
@@ -197,6 +216,7 @@ impl Inputs {
         Ok(Inputs {
             arches,
             mutants: load(repo, Source::mutants())?,
+            series: load(repo, Source::series())?,
             host_bench: load(repo, Source::host_bench())?,
         })
     }

@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 
 use super::inputs::{
-    ArchInputs, ArchReport, HostBench, Inputs, Loaded, Mutants, Source, MUTANTS_ARCH,
+    ArchInputs, ArchReport, HostBench, Inputs, Loaded, Mutants, SeriesReport, Source, MUTANTS_ARCH,
 };
 use super::md::{code, text};
 use super::summary::Summary;
@@ -23,13 +23,14 @@ pub fn render(inputs: &Inputs) -> String {
          file that a make target writes under `out/`; each section names the file, the command \
          that wrote it and when (UTC). `make results-check`, the last step of `make test`, fails \
          when this page does not describe the suite just run (test names, verdicts and counts, \
-         mutant verdicts): then run `make results` and commit the page.\n\n",
+         mutant verdicts, series checks): then run `make results` and commit the page.\n\n",
     );
     overview(&mut p, inputs);
     for a in &inputs.arches {
         selftests(&mut p, a);
     }
     mutants(&mut p, inputs.mutants.as_ref());
+    series(&mut p, inputs.series.as_ref());
     host_bench(&mut p, inputs.host_bench.as_ref());
     for a in &inputs.arches {
         vm_bench(&mut p, a);
@@ -105,6 +106,13 @@ fn overview(p: &mut String, inputs: &Inputs) {
             let killed = m.mutants.iter().filter(|e| e.verdict() == "killed").count();
             format!("{killed} of {} killed", m.mutants.len())
         },
+    );
+    overview_row(
+        p,
+        SERIES_TITLE,
+        &Source::series(),
+        inputs.series.as_ref(),
+        |s| format!("{} passed, {} failed", s.passed, s.failed),
     );
     overview_row(
         p,
@@ -289,6 +297,46 @@ fn mutants(p: &mut String, m: Option<&Loaded<Mutants>>) {
     }
     if m.mutants.iter().any(|e| !e.other_failures.is_empty()) {
         p.push('\n');
+    }
+}
+
+const SERIES_TITLE: &str = "The mailed series";
+
+fn series(p: &mut String, s: Option<&Loaded<SeriesReport>>) {
+    let _ = writeln!(p, "## {SERIES_TITLE}\n");
+    let Some(l) = s else {
+        not_run(p, &Source::series());
+        return;
+    };
+    provenance(p, l);
+    let r = &l.value;
+    let _ = writeln!(
+        p,
+        "**{} passed, {} failed**: `patches/` ({} files, `[{} n/m]`, by {}).\n\n\
+         | check | verdict | result |\n|---|---|---|",
+        r.passed,
+        r.failed,
+        r.files,
+        text(&r.prefix),
+        text(&r.author)
+    );
+    for t in &r.tests {
+        let first = t.message.lines().next().unwrap_or("");
+        let _ = writeln!(
+            p,
+            "| {} | {} | {} |",
+            code(&t.name),
+            text(&t.result),
+            text(first)
+        );
+    }
+    p.push('\n');
+    if let Some(t) = r.tests.iter().find(|t| t.name == "series/checkpatch") {
+        let _ = writeln!(
+            p,
+            "`checkpatch.pl --strict --codespell`, per patch:\n\n```\n{}\n```\n",
+            t.message.trim_end()
+        );
     }
 }
 

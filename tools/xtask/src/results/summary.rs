@@ -36,6 +36,9 @@ pub struct Summary {
     pub selftests: BTreeMap<String, Suite>,
     /// Mutant name to verdict; `None` when `make mutants` has not run.
     pub mutants: Option<BTreeMap<String, String>>,
+    /// Check name to verdict; `None` when `make series-check` has not run.
+    #[serde(default)]
+    pub series: Option<BTreeMap<String, String>>,
 }
 
 impl Summary {
@@ -67,7 +70,18 @@ impl Summary {
                 .map(|e| (e.mutant.clone(), e.verdict().to_string()))
                 .collect()
         });
-        Summary { selftests, mutants }
+        let series = inputs.series.as_ref().map(|s| {
+            s.value
+                .tests
+                .iter()
+                .map(|t| (t.name.clone(), t.result.clone()))
+                .collect()
+        });
+        Summary {
+            selftests,
+            mutants,
+            series,
+        }
     }
 
     /// The block the page embeds (last on the page): markers around a
@@ -129,20 +143,47 @@ pub fn differences(page: &Summary, now: &Summary) -> Vec<String> {
             (None, None) => {}
         }
     }
-    let source = Source::mutants();
-    match (&page.mutants, &now.mutants) {
+    optional_differences(
+        "mutants",
+        "mutant",
+        &Source::mutants(),
+        &page.mutants,
+        &now.mutants,
+        &mut out,
+    );
+    optional_differences(
+        "series checks",
+        "check",
+        &Source::series(),
+        &page.series,
+        &now.series,
+        &mut out,
+    );
+    out
+}
+
+/// A part of the page that only exists when its file does (mutants, series
+/// checks): present on one side only, or its verdicts differ.
+fn optional_differences(
+    what: &str,
+    item: &str,
+    source: &Source,
+    page: &Option<BTreeMap<String, String>>,
+    now: &Option<BTreeMap<String, String>>,
+    out: &mut Vec<String>,
+) {
+    match (page, now) {
         (Some(_), None) => out.push(format!(
-            "the page lists mutants, but {} is missing (run `{}`)",
+            "the page lists {what}, but {} is missing (run `{}`)",
             source.path, source.target
         )),
         (None, Some(_)) => out.push(format!(
-            "{} exists, but the page has no mutants",
+            "{} exists, but the page has no {what}",
             source.path
         )),
-        (Some(p), Some(n)) => map_differences("mutants", "mutant", p, n, &mut out),
+        (Some(p), Some(n)) => map_differences(what, item, p, n, out),
         (None, None) => {}
     }
-    out
 }
 
 fn suite_differences(arch: &str, page: &Suite, now: &Suite, out: &mut Vec<String>) {
