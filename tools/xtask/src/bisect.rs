@@ -1,9 +1,10 @@
 //! Bisectability: every prefix of the mailed series applies with `git am`
 //! and builds, as a maintainer who bisects through it will need.
 //!
-//! The committed `patches/` files themselves are applied to the base, in
-//! the main x86_64 tree, and each prefix is built incrementally in the main
-//! build directory with its configuration (module `=m`), from the longest
+//! The committed `patches/` files themselves are applied to the base with
+//! `git am` (in the mail worktree), and each prefix is checked out in the
+//! main x86_64 tree and built incrementally in the main build directory
+//! with its configuration (module `=m`), from the longest
 //! prefix to the shortest: each step rebuilds only what its patch changes,
 //! and the objects of the full series, which the main build just made,
 //! come back from ccache when the tree is restored at the end. Building in
@@ -15,10 +16,11 @@
 //! tree counts as built, so the last prefixes (the module and the
 //! selftests, which change no kernel input) cost nothing.
 //!
-//! While it runs, the main tree is not the series: the stamps that let the
-//! next `make vmtest` skip applying and building are removed first and put
-//! back only after the series is restored and rebuilt, so an interrupted
-//! run costs a rebuild, never a wrong kernel.
+//! While a prefix is checked out, the main tree is not the series: the
+//! stamps that let the next `make vmtest` skip applying and building are
+//! removed first and put back only after the series is restored and
+//! rebuilt, so an interrupted run costs a rebuild, never a wrong kernel.
+//! When every prefix was built before, the main tree is not touched.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -67,6 +69,7 @@ pub fn run(
     sh: &Shell,
     paths: &Paths,
     built: &Built,
+    am_tree: &Path,
     patches: &[PathBuf],
     author: &Author,
 ) -> Result<Vec<Prefix>> {
@@ -82,19 +85,20 @@ pub fn run(
     let built_key = stamps.join(input_key(sh, &series, &config_sha)?);
     std::fs::write(&built_key, "the main build")?;
 
-    // From here on the tree is not the series until restore() succeeds.
+    // The patches are applied in another worktree of the same repository,
+    // so the main tree is only touched when a prefix must be built.
+    let mut results = Vec::new();
+    let commits = {
+        let _am = sh.push_dir(am_tree);
+        apply(sh, patches, author, &mut results)?
+    };
     let series_stamp = src.with_extension("series-key");
     let build_stamp = obj.join(".rqspin-build-key");
     let saved: Vec<(PathBuf, Option<String>)> = [&series_stamp, &build_stamp]
         .iter()
         .map(|p| (p.to_path_buf(), std::fs::read_to_string(p).ok()))
         .collect();
-    for (p, _) in &saved {
-        let _ = std::fs::remove_file(p);
-    }
-
-    let mut results = Vec::new();
-    let commits = apply(sh, patches, author, &mut results)?;
+    let mut touched = false;
     for (name, commit) in commits.iter().rev() {
         let stamp = stamps.join(input_key(sh, commit, &config_sha)?);
         if stamp.exists() {
@@ -105,6 +109,15 @@ pub fn run(
                 seconds: None,
             });
             continue;
+        }
+        if !touched {
+            // From here on the tree is not the series until restore()
+            // succeeds: without the stamps, an interrupted run costs the
+            // next one a rebuild, never a wrong kernel.
+            for (p, _) in &saved {
+                let _ = std::fs::remove_file(p);
+            }
+            touched = true;
         }
         cmd!(sh, "git checkout -q -f {commit}").quiet().run()?;
         std::fs::write(&config, &config_text)?;
@@ -127,7 +140,9 @@ pub fn run(
         });
     }
     results.reverse();
-    restore(sh, paths, src, obj, &series, &config_text, &saved)?;
+    if touched {
+        restore(sh, paths, src, obj, &series, &config_text, &saved)?;
+    }
     Ok(results)
 }
 

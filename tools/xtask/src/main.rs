@@ -109,7 +109,7 @@ enum Cmd {
     /// Write docs/results.md from the result files under out/.
     Results {
         /// Write nothing; fail if docs/results.md does not describe the
-        /// runs in out/ (test names, verdicts, counts, mutant verdicts).
+        /// runs in out/ (test names, verdicts, counts, mutant and series verdicts).
         #[arg(long)]
         check: bool,
     },

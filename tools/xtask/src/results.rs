@@ -49,7 +49,7 @@ pub fn check(paths: &Paths) -> Result<()> {
         .map_err(|e| anyhow!("{PAGE} is missing ({e}): run `make results` and commit it"))?;
     let inputs = Inputs::load(&paths.repo)?;
     check_page(&page, &inputs)?;
-    println!("{PAGE} describes the runs in out/ (test names, verdicts, counts, mutant verdicts)");
+    println!("{PAGE} describes the runs in out/ (test names, verdicts, counts, mutant verdicts, series checks)");
     Ok(())
 }
 

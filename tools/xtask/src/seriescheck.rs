@@ -134,7 +134,7 @@ pub fn run(sh: &Shell, paths: &Paths) -> Result<i32> {
         .cloned()
         .collect();
     let t = Instant::now();
-    let prefixes = crate::bisect::run(sh, paths, &built, &patches, &spec.author)?;
+    let prefixes = crate::bisect::run(sh, paths, &built, &tree, &patches, &spec.author)?;
     let mut log = String::new();
     for p in &prefixes {
         let result = match (&p.error, p.seconds) {
