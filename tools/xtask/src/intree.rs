@@ -852,16 +852,10 @@ CONFIG_CRYPTO_AES=y
         std::fs::create_dir_all(&include).unwrap();
         for obj in INTREE_OBJECTS {
             let intree = dir.join(format!("{obj}.bpf.o"));
-            let out = clang(&tree, &include, Arch::X86_64, obj, &intree)
-                .output()
-                .expect("running clang-19");
-            assert!(
-                out.status.success(),
-                "{obj}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            succeeds(clang(&tree, &include, Arch::X86_64, obj, &intree), obj);
             let ours = dir.join(format!("{obj}.ours.bpf.o"));
-            let out = Command::new("clang-19")
+            let mut ours_cmd = Command::new("clang-19");
+            ours_cmd
                 .args(["-g", "-O2", "--target=bpf", "-mcpu=v3", "-Wall", "-Werror"])
                 .arg(Arch::X86_64.bpf_target_define())
                 .arg(format!("-I{}", repo.join("selftests/include").display()))
@@ -870,19 +864,23 @@ CONFIG_CRYPTO_AES=y
                 .arg("-c")
                 .arg(repo.join(format!("selftests/progs/{obj}.c")))
                 .arg("-o")
-                .arg(&ours)
-                .output()
-                .expect("running clang-19");
-            assert!(
-                out.status.success(),
-                "{obj}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+                .arg(&ours);
+            succeeds(ours_cmd, obj);
             let (a, b) = (tags(&intree), tags(&ours));
             assert!(!a.is_empty(), "{obj}: no tags");
             assert_eq!(a, b, "{obj}");
         }
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Runs `command`; a failure fails the test with its stderr.
+    fn succeeds(mut command: Command, what: &str) {
+        let out = command.output().expect("starting a tool");
+        assert!(
+            out.status.success(),
+            "{what}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     fn tags(obj: &Path) -> BTreeMap<String, Vec<String>> {
