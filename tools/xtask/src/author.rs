@@ -13,6 +13,8 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
+use crate::mailcheck::{header, mail_headers};
+
 /// An author identity and the date the series' commits carry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Author {
@@ -74,29 +76,11 @@ impl Author {
     }
 }
 
-/// Reads the mail headers (up to the first empty line), unfolding
-/// continuation lines.
+/// The author and date of a patch's mail headers.
 fn parse_headers(text: &str) -> Option<Author> {
-    let mut headers: Vec<String> = Vec::new();
-    for line in text.lines().skip_while(|l| l.starts_with("From ")) {
-        if line.is_empty() {
-            break;
-        }
-        match headers.last_mut() {
-            Some(last) if line.starts_with([' ', '\t']) => {
-                last.push(' ');
-                last.push_str(line.trim());
-            }
-            _ => headers.push(line.to_string()),
-        }
-    }
-    let field = |name: &str| {
-        headers
-            .iter()
-            .find_map(|h| h.strip_prefix(name).map(|v| v.trim().to_string()))
-    };
-    let from = field("From:")?;
-    let date = field("Date:")?;
+    let headers = mail_headers(text);
+    let from = header(&headers, "From")?;
+    let date = header(&headers, "Date")?;
     let (name, rest) = from.rsplit_once('<')?;
     let email = rest.strip_suffix('>')?;
     Some(Author {

@@ -223,13 +223,8 @@ fn restore(
 /// same `make all` as the main build.
 fn build(paths: &Paths, tree: &Path, obj: &Path, log: &Path) -> Result<()> {
     let _ = std::fs::remove_file(log);
-    let arch = Arch::X86_64;
     for target in ["olddefconfig", "all"] {
-        let mut make = toolchain::kbuild(paths, tree);
-        make.arg(format!("O={}", obj.display()))
-            .arg(format!("ARCH={}", arch.kbuild()))
-            .arg(toolchain::jobs())
-            .arg(target);
+        let make = toolchain::kbuild_target(paths, tree, obj, Arch::X86_64, target);
         run_logged(make, log, &format!("make {target}"))?;
     }
     Ok(())

@@ -326,19 +326,14 @@ pub fn build_objects(paths: &Paths, kernel: &Built, objs: &Path, log: &Path) -> 
 /// [`crate::selftests::compile_bpf`]: `-g` keeps the tags.
 fn clang(src: &Path, include: &Path, arch: Arch, obj: &str, out: &Path) -> Command {
     let selftests = src.join(SELFTESTS);
-    let mut clang = Command::new("clang-19");
-    clang
-        .args(["-g", "-O2", "--target=bpf", "-mcpu=v3", "-Wall", "-Werror"])
-        .arg("-Wno-compare-distinct-pointer-types")
-        .arg(arch.bpf_target_define())
-        .arg(format!("-I{}", include.display()))
-        .arg(format!("-I{}", selftests.display()))
-        .arg(format!("-I{}", src.join("tools/include/uapi").display()))
-        .arg(format!("-I{}", arch.multiarch_include()))
-        .arg("-c")
-        .arg(selftests.join("progs").join(format!("{obj}.c")))
-        .arg("-o")
-        .arg(out);
+    let includes = [
+        include.to_path_buf(),
+        selftests.clone(),
+        src.join("tools/include/uapi"),
+    ];
+    let source = selftests.join("progs").join(format!("{obj}.c"));
+    let mut clang = crate::selftests::bpf_clang(arch, &includes, &source, out);
+    clang.arg("-Wno-compare-distinct-pointer-types");
     clang
 }
 
@@ -854,17 +849,12 @@ CONFIG_CRYPTO_AES=y
             let intree = dir.join(format!("{obj}.bpf.o"));
             succeeds(clang(&tree, &include, Arch::X86_64, obj, &intree), obj);
             let ours = dir.join(format!("{obj}.ours.bpf.o"));
-            let mut ours_cmd = Command::new("clang-19");
-            ours_cmd
-                .args(["-g", "-O2", "--target=bpf", "-mcpu=v3", "-Wall", "-Werror"])
-                .arg(Arch::X86_64.bpf_target_define())
-                .arg(format!("-I{}", repo.join("selftests/include").display()))
-                .arg(format!("-I{}", real.display()))
-                .arg(format!("-I{}", Arch::X86_64.multiarch_include()))
-                .arg("-c")
-                .arg(repo.join(format!("selftests/progs/{obj}.c")))
-                .arg("-o")
-                .arg(&ours);
+            let ours_cmd = crate::selftests::bpf_clang(
+                Arch::X86_64,
+                &[repo.join("selftests/include"), real.clone()],
+                &repo.join(format!("selftests/progs/{obj}.c")),
+                &ours,
+            );
             succeeds(ours_cmd, obj);
             let (a, b) = (tags(&intree), tags(&ours));
             assert!(!a.is_empty(), "{obj}: no tags");

@@ -101,11 +101,7 @@ pub fn build(sh: &Shell, paths: &Paths, opts: &Options) -> Result<Built> {
     // One log per build directory (main, stock-verifier, mutant).
     let log = obj.with_extension("build.log");
     let _ = std::fs::remove_file(&log);
-    let mut make = toolchain::kbuild(paths, &src);
-    make.arg(format!("O={}", obj.display()))
-        .arg(format!("ARCH={}", opts.arch.kbuild()))
-        .arg(toolchain::jobs())
-        .arg("all");
+    let make = toolchain::kbuild_target(paths, &src, &obj, opts.arch, "all");
     println!(
         "    building into {} (log {})",
         obj.display(),

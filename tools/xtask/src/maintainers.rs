@@ -40,15 +40,22 @@ pub fn add_entry(text: &str, entry: &str) -> Result<String> {
     Ok(out.join("\n") + "\n")
 }
 
-fn remove_entry(text: &str, title: &str) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    let Some(start) = (0..lines.len()).find(|&i| lines[i] == title && is_title(&lines, i)) else {
-        return text.to_string();
-    };
+/// The lines of the entry titled `title`: its title line and one past its
+/// last tag line.
+fn entry_bounds(lines: &[&str], title: &str) -> Option<(usize, usize)> {
+    let start = (0..lines.len()).find(|&i| lines[i] == title && is_title(lines, i))?;
     let mut end = start + 1;
     while end < lines.len() && is_tag(lines[end]) {
         end += 1;
     }
+    Some((start, end))
+}
+
+fn remove_entry(text: &str, title: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let Some((start, mut end)) = entry_bounds(&lines, title) else {
+        return text.to_string();
+    };
     // The blank line after it.
     if end < lines.len() && lines[end].is_empty() {
         end += 1;
@@ -63,13 +70,9 @@ fn remove_entry(text: &str, title: &str) -> String {
 pub fn add_files(text: &str, title: &str, files: &[String]) -> Result<String> {
     let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
     let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
-    let Some(start) = (0..refs.len()).find(|&i| refs[i] == title && is_title(&refs, i)) else {
+    let Some((start, end)) = entry_bounds(&refs, title) else {
         bail!("MAINTAINERS has no entry {title:?}");
     };
-    let mut end = start + 1;
-    while end < refs.len() && is_tag(refs[end]) {
-        end += 1;
-    }
     let mut patterns: Vec<String> = lines[start + 1..end]
         .iter()
         .filter(|l| l.starts_with("F:\t"))

@@ -354,11 +354,7 @@ fn build_schema(paths: &Paths, built: &Built, obj: &Path, patch: &Path, log: &Pa
                 .set_modified(mtime)?;
         }
     }
-    let mut make = toolchain::kbuild(paths, &built.src);
-    make.arg(format!("O={}", obj.display()))
-        .arg(format!("ARCH={}", built.arch.kbuild()))
-        .arg(toolchain::jobs())
-        .arg("all");
+    let make = toolchain::kbuild_target(paths, &built.src, obj, built.arch, "all");
     run_logged(make, log, "building the schema kernel")?;
     std::fs::write(&stamp, &patched)?;
     let mtime = std::fs::metadata(&file)?.modified()?;

@@ -15,7 +15,7 @@ use xshell::{cmd, Shell};
 
 use crate::author::Author;
 use crate::paths::Paths;
-use crate::series::{self, BASE, COVER_LETTER};
+use crate::series::{self, files, BASE, COVER_LETTER};
 
 /// The cover letter's subject and text (first line: subject; `@BASE@` is
 /// the base tree's version).
@@ -96,17 +96,6 @@ pub fn render(sh: &Shell, paths: &Paths, tree: &Path, spec: &Spec, dest: &Path) 
         .replace("*** BLURB HERE ***", body.trim());
     std::fs::write(&cover, letter)?;
     add_recipients(sh, tree, dest, &spec.author)
-}
-
-/// The files of a series directory, sorted (cover letter first).
-pub fn files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("listing {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "patch"))
-        .collect();
-    out.sort();
-    Ok(out)
 }
 
 /// To: the maintainers of what each patch touches; Cc: its reviewers and
@@ -219,7 +208,7 @@ fn with_headers(text: &str, to: &[String], cc: &[String]) -> Result<String> {
 /// date when the result would otherwise be the same.
 pub fn write(sh: &Shell, paths: &Paths, prefix: Option<&str>) -> Result<()> {
     let stage = crate::stage::Stage::start("series");
-    let mut author = Author::from_git_config(sh)?;
+    let author = Author::from_git_config(sh)?;
     let old = committed(paths)?;
     let prefix = prefix
         .map(str::to_string)
@@ -244,7 +233,6 @@ pub fn write(sh: &Shell, paths: &Paths, prefix: Option<&str>) -> Result<()> {
             }
         }
     }
-    author.date = cmd!(sh, "date -R").quiet().read()?;
     let spec = Spec { author, prefix };
     render(sh, paths, &tree, &spec, &tmp)?;
     for p in files(&patches_dir)? {

@@ -185,26 +185,28 @@ pub fn compile_bpf(
     out: &Path,
     log: &Path,
 ) -> Result<()> {
+    let mut includes: Vec<PathBuf> = first.to_vec();
+    includes.push(paths.repo.join("selftests/include"));
+    includes.push(kernel.src.join("tools/include/uapi"));
+    let clang = bpf_clang(kernel.arch, &includes, src, out);
+    run_logged(clang, log, &format!("compiling {}", src.display()))
+}
+
+/// clang-19 compiling one BPF program for `arch` with the pipeline's
+/// flags, `includes` searched first, then the arch's multiarch headers.
+pub fn bpf_clang(arch: Arch, includes: &[PathBuf], src: &Path, out: &Path) -> Command {
     let mut clang = Command::new("clang-19");
     clang
         .args(["-g", "-O2", "--target=bpf", "-mcpu=v3", "-Wall", "-Werror"])
-        .arg(kernel.arch.bpf_target_define());
-    for dir in first {
+        .arg(arch.bpf_target_define());
+    for dir in includes {
         clang.arg(format!("-I{}", dir.display()));
     }
     clang
-        .arg(format!(
-            "-I{}",
-            paths.repo.join("selftests/include").display()
-        ))
-        .arg(format!(
-            "-I{}",
-            kernel.src.join("tools/include/uapi").display()
-        ))
-        .arg(format!("-I{}", kernel.arch.multiarch_include()))
+        .arg(format!("-I{}", arch.multiarch_include()))
         .arg("-c")
         .arg(src)
         .arg("-o")
         .arg(out);
-    run_logged(clang, log, &format!("compiling {}", src.display()))
+    clang
 }

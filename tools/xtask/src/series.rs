@@ -49,16 +49,21 @@ pub const COVER_LETTER: &str = "0000-cover-letter.patch";
 /// of them is written by `make series`, not a source.
 const GENERATED: &[&str] = &[MODULE_DIR, crate::intree::SELFTESTS, "MAINTAINERS"];
 
-/// Every patch file of `patches/`, sorted, without the cover letter.
-pub fn patch_files(paths: &Paths) -> Result<Vec<PathBuf>> {
-    let dir = paths.repo.join("patches");
-    let mut out: Vec<PathBuf> = std::fs::read_dir(&dir)
+/// The files of a series directory, sorted (cover letter first).
+pub fn files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("listing {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e == "patch"))
-        .filter(|p| !p.ends_with(COVER_LETTER))
         .collect();
     out.sort();
+    Ok(out)
+}
+
+/// Every patch file of `patches/`, sorted, without the cover letter.
+pub fn patch_files(paths: &Paths) -> Result<Vec<PathBuf>> {
+    let mut out = files(&paths.repo.join("patches"))?;
+    out.retain(|p| !p.ends_with(COVER_LETTER));
     Ok(out)
 }
 

@@ -16,7 +16,7 @@
 //! The outputs a reader wants to see (checkpatch's summary, the `--dry-run`
 //! output, the bisect log) are written next to the report.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -27,7 +27,7 @@ use crate::kernel;
 use crate::mailcheck;
 use crate::patchset;
 use crate::paths::Paths;
-use crate::series::COVER_LETTER;
+use crate::series::{self, COVER_LETTER};
 
 /// One check's verdict, in the shape of the VM reports' tests.
 struct Check {
@@ -66,7 +66,7 @@ pub fn run(sh: &Shell, paths: &Paths) -> Result<i32> {
             patches_dir.display()
         );
     };
-    let committed = patchset::files(&patches_dir)?;
+    let committed = series::files(&patches_dir)?;
     println!(
         "series: {} files by {}, [{} n/m]",
         committed.len(),
@@ -93,30 +93,22 @@ pub fn run(sh: &Shell, paths: &Paths) -> Result<i32> {
 
     let t = Instant::now();
     let report = mailcheck::checkpatch(sh, &tree, &committed)?;
-    std::fs::write(out.join("checkpatch.txt"), &report.details)?;
-    checks.push(Check::new(
+    checks.push(mail_check(
         "series/checkpatch",
-        report.ok,
-        report.summary.clone(),
+        report,
+        Some(&out.join("checkpatch.txt")),
         t,
-    ));
-    println!("{}", indent(&report.summary));
+    )?);
 
     let t = Instant::now();
     let report = mailcheck::ascii_only(&committed)?;
-    checks.push(Check::new("series/ascii", report.ok, report.summary, t));
+    checks.push(mail_check("series/ascii", report, None, t)?);
 
     let t = Instant::now();
     let to = "bpf@vger.kernel.org";
     let report = mailcheck::send_email(sh, &committed, to)?;
-    std::fs::write(out.join("send-email-dry-run.txt"), &report.details)?;
-    checks.push(Check::new(
-        "series/send_email",
-        report.ok,
-        report.summary.clone(),
-        t,
-    ));
-    println!("{}", indent(&report.summary));
+    let dry_run = out.join("send-email-dry-run.txt");
+    checks.push(mail_check("series/send_email", report, Some(&dry_run), t)?);
 
     // The configuration of the main x86_64 build (built if it is not).
     let built = kernel::build(
@@ -128,11 +120,7 @@ pub fn run(sh: &Shell, paths: &Paths) -> Result<i32> {
             skip_patches: false,
         },
     )?;
-    let patches: Vec<PathBuf> = committed
-        .iter()
-        .filter(|p| !p.ends_with(COVER_LETTER))
-        .cloned()
-        .collect();
+    let patches = series::patch_files(paths)?;
     let t = Instant::now();
     let prefixes = crate::bisect::run(sh, paths, &built, &tree, &patches, &spec.author)?;
     let mut log = String::new();
@@ -191,6 +179,24 @@ pub fn run(sh: &Shell, paths: &Paths) -> Result<i32> {
     println!("report: {}", path.display());
     println!("{passed} passed, {failed} failed, 0 skipped");
     Ok(i32::from(failed > 0))
+}
+
+/// A check of `mailcheck` as a test: its details saved to `details` (the
+/// file a reader wants to see), its summary printed and kept as the
+/// message.
+fn mail_check(
+    name: &str,
+    report: mailcheck::CheckReport,
+    details: Option<&Path>,
+    start: Instant,
+) -> Result<Check> {
+    if let Some(path) = details {
+        std::fs::write(path, &report.details)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    let check = Check::new(name, report.ok, report.summary, start);
+    println!("{}", indent(&check.message));
+    Ok(check)
 }
 
 fn indent(text: &str) -> String {

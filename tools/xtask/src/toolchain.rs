@@ -6,6 +6,7 @@ use std::process::Command;
 
 use xshell::{cmd, Shell};
 
+use crate::arch::Arch;
 use crate::paths::Paths;
 
 /// One line per tool; part of the build key so a toolchain upgrade rebuilds.
@@ -48,6 +49,17 @@ pub fn kbuild(paths: &Paths, src: &Path) -> Command {
     if std::env::var_os("LIBCLANG_PATH").is_none() && Path::new(LIBCLANG_14).exists() {
         make.env("LIBCLANG_PATH", LIBCLANG_14);
     }
+    make
+}
+
+/// `make O=<obj> ARCH=<arch> -jN <target>` of the tree `src`: how every
+/// kernel build of the pipeline (main, mutant, bisect) is run.
+pub fn kbuild_target(paths: &Paths, src: &Path, obj: &Path, arch: Arch, target: &str) -> Command {
+    let mut make = kbuild(paths, src);
+    make.arg(format!("O={}", obj.display()))
+        .arg(format!("ARCH={}", arch.kbuild()))
+        .arg(jobs())
+        .arg(target);
     make
 }
 

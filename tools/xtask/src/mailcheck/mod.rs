@@ -21,6 +21,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context, Result};
 
+use crate::series::COVER_LETTER;
+
 /// The result of one check over a patch set: a line per patch plus a summary a user can read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckReport {
@@ -29,9 +31,8 @@ pub struct CheckReport {
     pub details: String,
 }
 
-/// The file name `git format-patch --cover-letter` gives the cover letter.
-const COVER_LETTER: &str = "0000-cover-letter.patch";
-
+/// Whether `path` is the cover letter `git format-patch --cover-letter`
+/// writes.
 fn is_cover_letter(path: &Path) -> bool {
     path.file_name().is_some_and(|n| n == COVER_LETTER)
 }
@@ -66,4 +67,40 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.path);
     }
+}
+
+/// The header fields of a message or patch file, in order, with folded
+/// lines joined the way send-email joins them (line break and leading
+/// white space become one space). A leading mbox "From " line is skipped.
+pub(crate) fn mail_headers(text: &str) -> Vec<(String, String)> {
+    let mut headers: Vec<(String, String)> = Vec::new();
+    let mut lines = text
+        .lines()
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .peekable();
+    if lines.peek().is_some_and(|l| l.starts_with("From ")) {
+        lines.next();
+    }
+    for line in lines {
+        if line.trim().is_empty() {
+            break;
+        }
+        if line.starts_with([' ', '\t']) {
+            if let Some((_, value)) = headers.last_mut() {
+                value.push(' ');
+                value.push_str(line.trim_start());
+            }
+        } else if let Some((name, value)) = line.split_once(':') {
+            headers.push((name.trim().to_string(), value.trim().to_string()));
+        }
+    }
+    headers
+}
+
+/// The first value of header `name` (case-insensitive).
+pub(crate) fn header(headers: &[(String, String)], name: &str) -> Option<String> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.clone())
 }

@@ -39,7 +39,7 @@ use anyhow::{anyhow, ensure, Context, Result};
 use xshell::{cmd, Shell};
 
 use super::smtp_stub::{Received, StubServer};
-use super::{ascii_only, file_name, is_cover_letter, CheckReport, TempDir};
+use super::{ascii_only, file_name, header, is_cover_letter, mail_headers, CheckReport, TempDir};
 
 /// How long one `git send-email` run (dry or real) may take; a handful of
 /// messages to a local server takes about a second.
@@ -490,42 +490,6 @@ impl MailFile {
             recipients,
         })
     }
-}
-
-/// The header fields of a message or patch file, in order, with folded
-/// lines joined the way send-email joins them (line break and leading
-/// white space become one space). A leading mbox "From " line is skipped.
-pub(super) fn mail_headers(text: &str) -> Vec<(String, String)> {
-    let mut headers: Vec<(String, String)> = Vec::new();
-    let mut lines = text
-        .lines()
-        .map(|l| l.strip_suffix('\r').unwrap_or(l))
-        .peekable();
-    if lines.peek().is_some_and(|l| l.starts_with("From ")) {
-        lines.next();
-    }
-    for line in lines {
-        if line.trim().is_empty() {
-            break;
-        }
-        if line.starts_with([' ', '\t']) {
-            if let Some((_, value)) = headers.last_mut() {
-                value.push(' ');
-                value.push_str(line.trim_start());
-            }
-        } else if let Some((name, value)) = line.split_once(':') {
-            headers.push((name.trim().to_string(), value.trim().to_string()));
-        }
-    }
-    headers
-}
-
-/// The first value of header `name` (case-insensitive).
-pub(super) fn header(headers: &[(String, String)], name: &str) -> Option<String> {
-    headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.clone())
 }
 
 /// The addresses of an address-list header value: `a@b, "Last, First"

@@ -212,7 +212,7 @@ pub(super) fn path_argument(arg: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mailcheck::send_email::{header, mail_headers};
+    use crate::mailcheck::{header, mail_headers};
 
     /// A tiny SMTP client: sends `line` and returns the complete reply.
     fn say(reader: &mut BufReader<TcpStream>, out: &mut TcpStream, line: &str) -> String {
